@@ -1,0 +1,150 @@
+"""Resolve a connection reference (a URI or an Airflow connection id) to an `Endpoint`.
+
+Every command takes `URI_OR_CONN_ID`. Inside Airflow a connection id goes through Airflow's own
+lookup (so secrets backends work). Outside Airflow (`drctl` on a break-glass shell) the same id is
+read from the `AIRFLOW_CONN_<ID>` variable that Airflow itself would read, without importing
+Airflow: the import costs seconds, and Airflow may be the thing that is broken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from multicloud_dr.exceptions import ConnectionNotFoundError
+
+# The connection ids the DAGs use unless the topology names others. The lab exports one
+# AIRFLOW_CONN_* variable for each, so DAGs and drctl work against it with nothing else to set.
+MYSQL_PRIMARY = "mysql_primary"
+MYSQL_REPLICA = "mysql_replica"
+MYSQL_DR = "mysql_dr"
+POSTGRES_PRIMARY = "postgres_primary"
+POSTGRES_STANDBY = "postgres_standby"
+AZURE_BLOB_DR = "azure_blob_dr"
+AWS_PRIMARY = "aws_primary"
+GCS_DR = "gcs_dr"
+
+DEFAULT_CONN_IDS = (
+    MYSQL_PRIMARY,
+    MYSQL_REPLICA,
+    MYSQL_DR,
+    POSTGRES_PRIMARY,
+    POSTGRES_STANDBY,
+    AZURE_BLOB_DR,
+    AWS_PRIMARY,
+    GCS_DR,
+)
+
+# Airflow spells some URI schemes differently from their conn_type.
+_SCHEME_TO_CONN_TYPE = {"postgresql": "postgres", "mariadb": "mysql", "mysql+pymysql": "mysql"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What is needed to reach one server or service. `password` is never logged or repr'd."""
+
+    conn_type: str
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    schema: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """A secret-free one-liner for logs and error messages."""
+        user = f"{self.login}@" if self.login else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{self.conn_type}://{user}{self.host or ''}{port}"
+
+
+def env_var_name(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def parse_uri(uri: str) -> Endpoint:
+    """Parse an Airflow-style connection URI (`scheme://login:password@host:port/schema?extra`)."""
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        raise ConnectionNotFoundError(f"{uri!r} is not a URI: expected scheme://user:password@host:port/db")
+    scheme = parts.scheme.lower()
+    extra: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "__extra__" in extra:
+        extra = json.loads(extra["__extra__"])
+    return Endpoint(
+        conn_type=_SCHEME_TO_CONN_TYPE.get(scheme, scheme.replace("-", "_")),
+        host=unquote(parts.hostname) if parts.hostname else None,
+        port=parts.port,
+        login=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        schema=unquote(parts.path.lstrip("/")) or None,
+        extra=extra,
+    )
+
+
+def parse_connection_value(value: str) -> Endpoint:
+    """Parse the value of an AIRFLOW_CONN_* variable: a URI or Airflow's JSON form."""
+    value = value.strip()
+    if value.startswith("{"):
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ConnectionNotFoundError(f"connection JSON does not parse: {err.msg}") from None
+        extra = data.get("extra") or {}
+        if isinstance(extra, str):
+            extra = json.loads(extra) if extra else {}
+        return Endpoint(
+            conn_type=data.get("conn_type", ""),
+            host=data.get("host"),
+            port=int(data["port"]) if data.get("port") else None,
+            login=data.get("login"),
+            password=data.get("password"),
+            schema=data.get("schema"),
+            extra=extra,
+        )
+    return parse_uri(value)
+
+
+def _from_airflow(conn_id: str) -> Endpoint | None:
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # drctl on a machine without Airflow
+        return None
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return Endpoint(
+        conn_type=conn.conn_type or "",
+        host=conn.host,
+        port=conn.port,
+        login=conn.login,
+        password=conn.password,
+        schema=conn.schema,
+        extra=conn.extra_dejson,
+    )
+
+
+def get_endpoint(ref: str) -> Endpoint:
+    """Resolve a URI or a connection id; a missing id raises an error that says how to define it."""
+    if "://" in ref:
+        return parse_uri(ref)
+    in_airflow = "airflow.sdk" in sys.modules
+    value = os.environ.get(env_var_name(ref))
+    if value and not in_airflow:
+        return parse_connection_value(value)
+    endpoint = _from_airflow(ref) if in_airflow else None
+    if endpoint is None and value:
+        endpoint = parse_connection_value(value)
+    if endpoint is None:
+        raise ConnectionNotFoundError(
+            f"no connection {ref!r}: create it in Airflow (Admin -> Connections), or export "
+            f"{env_var_name(ref)}=<uri>, or pass a URI instead of a connection id "
+            f"(for the local lab: `drctl lab up` then `. .lab/env`)"
+        )
+    return endpoint

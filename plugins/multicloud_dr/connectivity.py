@@ -1,0 +1,138 @@
+"""Can each service the DR plan depends on be reached, and what is it? One probe per kind.
+
+Used by the `lab_service_check` DAG and `drctl check-connections`; against real clouds it is the
+first thing to run after defining the connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from multicloud_dr import connections as ids
+from multicloud_dr.clouds.aws import aws_client
+from multicloud_dr.clouds.azure import blob_service_client
+from multicloud_dr.clouds.gcp import storage_client
+from multicloud_dr.connections import Endpoint, get_endpoint
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    service: str
+    conn_id: str
+    ok: bool
+    found: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def probe_mysql(endpoint: Endpoint) -> str:
+    import pymysql
+
+    conn = pymysql.connect(host=endpoint.host, port=endpoint.port or 3306, user=endpoint.login,
+                           password=endpoint.password or "", database=endpoint.schema, connect_timeout=5)
+    with contextlib.closing(conn), conn.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute("SELECT VERSION() AS version, @@read_only AS ro, @@log_bin AS log_bin, "
+                    "@@gtid_current_pos AS gtid")
+        info = cur.fetchone()
+        cur.execute("SHOW SLAVE STATUS")
+        replica = cur.fetchone()
+    role = "read-only " if info["ro"] else ""
+    found = f"{info['version']}, {role}binlog {'on' if info['log_bin'] else 'off'}, gtid {info['gtid'] or '-'}"
+    if replica:
+        lag = replica["Seconds_Behind_Master"]
+        found += (f", replica io={replica['Slave_IO_Running']} sql={replica['Slave_SQL_Running']} "
+                  f"lag={'NULL' if lag is None else f'{lag}s'}")
+    return found
+
+
+def probe_postgres(endpoint: Endpoint) -> str:
+    import psycopg2
+
+    conn = psycopg2.connect(host=endpoint.host, port=endpoint.port or 5432, user=endpoint.login,
+                            password=endpoint.password, dbname=endpoint.schema or "postgres", connect_timeout=5)
+    with contextlib.closing(conn), conn.cursor() as cur:
+        cur.execute("SELECT current_setting('server_version'), pg_is_in_recovery()")
+        version, standby = cur.fetchone()
+        if standby:
+            cur.execute("SELECT status FROM pg_stat_wal_receiver")
+            row = cur.fetchone()
+            return f"PostgreSQL {version}, standby, wal receiver {row[0] if row else 'not running'}"
+        cur.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+        (streaming,) = cur.fetchone()
+    return f"PostgreSQL {version}, primary, {streaming} streaming standby(s)"
+
+
+def probe_azure_blob(endpoint: Endpoint) -> str:
+    client = blob_service_client(endpoint)
+    containers = [c.name for c in client.list_containers()]
+    return f"account {client.account_name}, containers: {', '.join(containers) or '(none)'}"
+
+
+def probe_aws(endpoint: Endpoint) -> str:
+    zones = aws_client(endpoint, "route53").list_hosted_zones()["HostedZones"]
+    dists = aws_client(endpoint, "cloudfront").list_distributions()["DistributionList"].get("Items", []) or []
+    tasks = aws_client(endpoint, "dms").describe_replication_tasks()["ReplicationTasks"]
+    buckets = aws_client(endpoint, "s3").list_buckets()["Buckets"]
+    task_states = ", ".join(f"{t['ReplicationTaskIdentifier']}={t['Status']}" for t in tasks) or "none"
+    return (f"route53 zones {len(zones)}, cloudfront distributions {len(dists)}, "
+            f"s3 buckets {len(buckets)}, dms tasks: {task_states}")
+
+
+def probe_gcs(endpoint: Endpoint) -> str:
+    buckets = [b.name for b in storage_client(endpoint).list_buckets()]
+    return f"buckets: {', '.join(buckets) or '(none)'}"
+
+
+# service name -> (connection id, probe)
+PROBES: dict[str, tuple[str, Callable[[Endpoint], str]]] = {
+    "mysql-primary": (ids.MYSQL_PRIMARY, probe_mysql),
+    "mysql-replica": (ids.MYSQL_REPLICA, probe_mysql),
+    "mysql-dr": (ids.MYSQL_DR, probe_mysql),
+    "pg-primary": (ids.POSTGRES_PRIMARY, probe_postgres),
+    "pg-standby": (ids.POSTGRES_STANDBY, probe_postgres),
+    "azure-blob": (ids.AZURE_BLOB_DR, probe_azure_blob),
+    "aws": (ids.AWS_PRIMARY, probe_aws),
+    "gcs": (ids.GCS_DR, probe_gcs),
+}
+
+
+def probe(service: str, conn_id: str | None = None) -> ProbeResult:
+    """Probe one service through its connection. Raises on a missing connection or an unreachable
+    service (the caller decides whether that fails a task); returns what was found otherwise."""
+    default_conn_id, fn = PROBES[service]
+    conn_id = conn_id or default_conn_id
+    t0 = time.monotonic()
+    found = fn(get_endpoint(conn_id))
+    return ProbeResult(service, conn_id, True, found, round(time.monotonic() - t0, 3))
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = ("SERVICE", "CONNECTION", "STATE", "SECONDS", "FOUND")
+    body = [(r["service"], r["conn_id"], "ok" if r["ok"] else "FAILED", f"{r['seconds']:.2f}", r["found"])
+            for r in rows]
+    widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(4)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+                     for row in [header, *body])
+
+
+def summarize_checks(pulled: dict[str, dict | None], conn_ids: dict[str, str],
+                     table: Callable[[list[dict[str, Any]]], str] = format_table) -> list[dict[str, Any]]:
+    """Rows for every service (a check that failed left no result); raises if any check failed,
+    so that a report at the end of a run never turns a failed run green."""
+    import logging
+
+    rows = [pulled[s] or {"service": s, "conn_id": conn_ids[s], "ok": False, "seconds": 0.0,
+                          "found": "check failed: see its task log"} for s in pulled]
+    logging.getLogger(__name__).info("service check:\n%s", table(rows))
+    failed = [r["service"] for r in rows if not r["ok"]]
+    if failed:
+        from multicloud_dr.exceptions import DrError
+
+        raise DrError(f"{len(failed)} of {len(rows)} services failed their check: {', '.join(failed)}")
+    return rows

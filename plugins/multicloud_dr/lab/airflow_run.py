@@ -1,0 +1,98 @@
+"""Run one of the project's DAGs to completion in this process, with Airflow's own `dag.test()`,
+against the lab's Airflow home (SQLite metadata DB, migrated on first use). Used by `drctl demo`.
+
+Airflow reads its settings when first imported, so `use_lab_environment()` must run before any
+`airflow` import in the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from multicloud_dr.exceptions import LabError
+from multicloud_dr.lab.settings import LabSettings
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        raise LabError(f"{path} does not exist: run `drctl lab up` (or `make lab-up`) first")
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, rest = line[len("export "):].partition("=")
+            values[key] = shlex.split(rest)[0] if rest else ""
+    return values
+
+
+def use_lab_environment(settings: LabSettings | None = None) -> dict[str, str]:
+    settings = settings or LabSettings.from_env()
+    values = read_env_file(settings.env_file)
+    os.environ.update(values)
+    return values
+
+
+def migrate_metadata_db() -> None:
+    """`airflow db migrate` (idempotent; seconds when already current), in a child so this process's
+    Airflow import stays clean."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise LabError(f"airflow db migrate failed (AIRFLOW_HOME={home}):\n{result.stderr[-2000:]}")
+
+
+@contextlib.contextmanager
+def output_to(log_path: Path):
+    """Send everything written to fds 1 and 2 (Airflow's task logs included) to a file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_dag(dag_id: str, dags_folder: Path, conf: dict[str, Any] | None = None, **test_kwargs: Any):
+    """Parse `dags/<dag_id>.py` and run it with `dag.test()`; returns the finished DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    # DagBag(include_examples=...) raises TypeError on 3.3.x (apache/airflow#70283).
+    bag = DagBag(dag_folder=str(dags_folder / f"{dag_id}.py"))
+    if bag.import_errors:
+        raise LabError(f"{dag_id} does not import: {bag.import_errors}")
+    dag = bag.get_dag(dag_id)
+    if dag is None:
+        raise LabError(f"no DAG {dag_id!r} in {dags_folder}")
+    return dag.test(run_conf=conf, **test_kwargs)
+
+
+def task_results(dag_run) -> dict[str, Any]:
+    """task_id -> (state, return value) for every task instance of a finished run."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = dag_run.get_task_instances(session=session)
+        values = {
+            x.task_id: XComModel.deserialize_value(x)
+            for x in session.scalars(XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id,
+                                                        key="return_value"))
+        }
+        return {ti.task_id: (str(ti.state), values.get(ti.task_id)) for ti in tis}

@@ -1,0 +1,192 @@
+"""`drctl lab up | down | status`: the local DR lab as a whole."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from multicloud_dr import connections as conn_ids
+from multicloud_dr.exceptions import LabError
+from multicloud_dr.lab import seed
+from multicloud_dr.lab.services import (
+    AzuriteService,
+    GcsService,
+    MotoService,
+    MySQLDR,
+    MySQLPrimary,
+    MySQLReplica,
+    PostgresPrimary,
+    PostgresStandby,
+    Service,
+    ServiceState,
+)
+from multicloud_dr.lab.settings import AZURE_CONTAINER, DB_ADMIN_USER, GCS_BUCKET, SAMPLE_DATABASE, LabSettings
+
+Report = Callable[[str], None]
+
+
+class Lab:
+    def __init__(self, settings: LabSettings | None = None) -> None:
+        self.settings = settings or LabSettings.from_env()
+        s = self.settings
+        self.mysql_primary = MySQLPrimary(s)
+        self.mysql_replica = MySQLReplica(s, self.mysql_primary)
+        self.mysql_dr = MySQLDR(s)
+        self.pg_primary = PostgresPrimary(s)
+        self.pg_standby = PostgresStandby(s, self.pg_primary)
+        self.azurite = AzuriteService(s)
+        self.moto = MotoService(s)
+        self.gcs = GcsService(s)
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.mysql_primary, self.mysql_replica, self.mysql_dr, self.pg_primary, self.pg_standby,
+                self.azurite, self.moto, self.gcs]
+
+    # -- up ---------------------------------------------------------------------------------------
+    def up(self, report: Report = print) -> dict[str, str]:
+        """Start what is not running, seed what is missing, write .lab/env. Returns service -> outcome."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.settings.secrets()  # made once, before the threads below read it
+        outcomes: dict[str, str] = {}
+
+        def started(service: Service) -> None:
+            t0 = time.monotonic()
+            outcome = service.start()
+            outcomes[service.name] = outcome
+            report(f"  {service.name:<14} {outcome:<8} port {service.port}  ({time.monotonic() - t0:.1f} s)")
+
+        def mysql_chain() -> None:
+            started(self.mysql_primary)
+            with contextlib.closing(self.mysql_primary.admin()) as conn:
+                counts = seed.seed_mysql_sample(conn, self.settings.seed_megabytes,
+                                                self.mysql_primary.dir / "seeded.json")
+            if counts:
+                report(f"  seeded {SAMPLE_DATABASE} on mysql-primary: {sum(counts.values())} rows")
+            started(self.mysql_replica)
+            self.mysql_replica.wait_caught_up()
+
+        def pg_chain() -> None:
+            started(self.pg_primary)
+            started(self.pg_standby)
+
+        def azure_chain() -> None:
+            started(self.azurite)
+            seed.seed_azure(self.azurite.connection_string())
+
+        def aws_chain() -> None:
+            started(self.moto)
+            secret = {"username": DB_ADMIN_USER, "password": self.settings.secrets().mysql_admin,
+                      "host": "127.0.0.1", "port": self.mysql_primary.port, "dbname": SAMPLE_DATABASE}
+            self._aws = seed.seed_aws(self.moto.endpoint(), self.mysql_primary.port, self.mysql_dr.port, secret)
+
+        def gcs_chain() -> None:
+            started(self.gcs)
+            seed.seed_gcs(self.gcs.endpoint())
+
+        chains = {"mysql": mysql_chain, "mysql-dr": lambda: started(self.mysql_dr), "postgres": pg_chain,
+                  "azurite": azure_chain, "moto": aws_chain, "gcs": gcs_chain}
+        failures: list[str] = []
+        with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+            futures = {name: pool.submit(fn) for name, fn in chains.items()}
+            for name, future in futures.items():
+                try:
+                    future.result()
+                except Exception as err:
+                    failures.append(f"[{name}] {err}")
+        if failures:
+            raise LabError("the lab is not up:\n" + "\n".join(failures))
+        self.write_env()
+        return outcomes
+
+    # -- env --------------------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        azure = self.azurite.connection_string()
+        aws = self.moto.endpoint()
+        gcs = self.gcs.endpoint()
+        airflow_port = s.port("airflow")
+        values = {
+            "DRLAB_HOME": str(s.home),
+            "LAB_MYSQL_PRIMARY_URI": self.mysql_primary.uri(),
+            "LAB_MYSQL_REPLICA_URI": self.mysql_replica.uri(),
+            "LAB_MYSQL_DR_URI": self.mysql_dr.uri(),
+            "LAB_PG_PRIMARY_URI": self.pg_primary.uri(),
+            "LAB_PG_REPLICA_URI": self.pg_standby.uri(),
+            "LAB_AZURE_CONNECTION_STRING": azure,
+            "LAB_AZURE_CONTAINER": AZURE_CONTAINER,
+            "LAB_AWS_ENDPOINT_URL": aws,
+            "LAB_GCS_ENDPOINT_URL": gcs,
+            "LAB_GCS_BUCKET": GCS_BUCKET,
+            "LAB_S3_BUCKET": seed.S3_BUCKET,
+            conn_ids.env_var_name(conn_ids.MYSQL_PRIMARY): f"{self.mysql_primary.uri()}/{SAMPLE_DATABASE}",
+            conn_ids.env_var_name(conn_ids.MYSQL_REPLICA): f"{self.mysql_replica.uri()}/{SAMPLE_DATABASE}",
+            conn_ids.env_var_name(conn_ids.MYSQL_DR): self.mysql_dr.uri(),
+            # Airflow spells the PostgreSQL scheme "postgres".
+            conn_ids.env_var_name(conn_ids.POSTGRES_PRIMARY): self.pg_primary.uri().replace("postgresql://", "postgres://"),
+            conn_ids.env_var_name(conn_ids.POSTGRES_STANDBY): self.pg_standby.uri().replace("postgresql://", "postgres://"),
+            conn_ids.env_var_name(conn_ids.AZURE_BLOB_DR): json.dumps(
+                {"conn_type": "wasb", "extra": {"connection_string": azure}}),
+            conn_ids.env_var_name(conn_ids.AWS_PRIMARY): json.dumps(
+                {"conn_type": "aws", "login": "testing", "password": "testing",
+                 "extra": {"endpoint_url": aws, "region_name": seed.AWS_REGION}}),
+            conn_ids.env_var_name(conn_ids.GCS_DR): json.dumps(
+                {"conn_type": "google_cloud_platform", "extra": {"project": "lab", "endpoint_url": gcs}}),
+            "AIRFLOW_HOME": str(s.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(s.root / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.root / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__PORT": str(airflow_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{airflow_port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
+        }
+        aws_seed = getattr(self, "_aws", None)
+        if aws_seed is not None:
+            values |= {"LAB_ROUTE53_ZONE_ID": aws_seed.hosted_zone_id,
+                       "LAB_APP_RECORD": seed.APP_RECORD,
+                       "LAB_CLOUDFRONT_DISTRIBUTION_ID": aws_seed.distribution_id,
+                       "LAB_DMS_TASK_ARN": aws_seed.dms_task_arn}
+        return values
+
+    def write_env(self) -> None:
+        path = self.settings.env_file
+        lines = ["# Written by `drctl lab up`: the lab's connection settings. Load with `. .lab/env`.",
+                 "# Holds the lab's generated passwords: mode 0600, git-ignored."]
+        lines += [f"export {key}={shlex.quote(value)}" for key, value in self.env().items()]
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+
+    # -- down / status -----------------------------------------------------------------------------
+    def down(self, wipe: bool = False, report: Report = print) -> list[str]:
+        stopped = []
+        for service in reversed(self.services):  # replicas before their primaries
+            if service.stop():
+                stopped.append(service.name)
+                report(f"  {service.name:<14} stopped")
+        if wipe and self.settings.home.exists():
+            running = [s.name for s in self.services if s.pid() is not None]
+            if running:
+                raise LabError(f"not wiping {self.settings.home}: still running: {', '.join(running)}")
+            shutil.rmtree(self.settings.home)
+            report(f"  wiped {self.settings.home}")
+        return stopped
+
+    def status(self) -> list[ServiceState]:
+        return [service.state() for service in self.services]
+
+
+def format_status(states: list[ServiceState]) -> str:
+    rows = [("SERVICE", "PLAYS", "PORT", "STATE", "PID", "DETAIL")]
+    rows += [(s.name, s.plays, str(s.port), s.state, str(s.pid or "-"), s.detail) for s in states]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
+                     for r in rows)

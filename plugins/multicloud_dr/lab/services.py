@@ -1,0 +1,537 @@
+"""The lab's servers: each knows how to prepare its data directory, start, check and stop itself.
+
+Real servers on 127.0.0.1, each under `.lab/<service>/` with its data, log and pid file:
+MariaDB (primary, replica, dr), PostgreSQL (primary, standby), Azurite, moto, gcp-storage-emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pymysql
+
+from multicloud_dr.exceptions import LabError, MissingBinaryError, ServiceFailedError
+from multicloud_dr.lab import process
+from multicloud_dr.lab.settings import (
+    APP_USER,
+    AZURITE_ACCOUNT,
+    DB_ADMIN_USER,
+    MYSQL_REPL_USER,
+    PG_REPL_USER,
+    SAMPLE_DATABASE,
+    LabSecrets,
+    LabSettings,
+)
+
+START_TIMEOUT = 90.0
+IS_ROOT = os.geteuid() == 0
+
+
+def find_binary(name: str, install_hint: str, extra_dirs: tuple[str, ...] = ("/usr/sbin", "/usr/local/sbin")) -> str:
+    found = shutil.which(name) or next(
+        (str(Path(d) / name) for d in extra_dirs if (Path(d) / name).is_file()), None
+    )
+    if not found:
+        raise MissingBinaryError(f"{name} is not installed: {install_hint}")
+    return found
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    plays: str
+    port: int
+    state: str  # "up", "down" or "unhealthy"
+    pid: int | None
+    detail: str = ""
+
+
+class Service:
+    """One lab server. Subclasses say how to prepare, start and check it."""
+
+    name: str = ""
+    plays: str = ""
+
+    def __init__(self, settings: LabSettings) -> None:
+        self.settings = settings
+
+    @property
+    def secrets(self) -> LabSecrets:
+        return self.settings.secrets()
+
+    # -- layout ---------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.settings.port(self.name)
+
+    @property
+    def setting(self) -> str:
+        return self.settings.port_setting(self.name)
+
+    @property
+    def dir(self) -> Path:
+        return self.settings.service_dir(self.name)
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "server.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "pid"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        pid = process.read_pid(self.pid_file)
+        return pid if pid is not None and process.pid_is_ours(pid, self.dir) else None
+
+    def healthy(self) -> bool:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Create the data directory on first use; a no-op afterwards."""
+
+    def launch(self) -> None:
+        raise NotImplementedError
+
+    def bootstrap(self) -> None:
+        """Idempotent setup once healthy: users, replication, buckets."""
+
+    def start(self) -> str:
+        """Start unless already running; return "reused" or "started"."""
+        if self.pid() is not None and self.healthy():
+            self.bootstrap()
+            return "reused"
+        if self.pid() is None:
+            process.ensure_port_free(self.port, self.name, self.setting)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.prepare()
+            self.launch()
+        if not process.wait_until(lambda: self.pid() is not None and self.healthy(), START_TIMEOUT):
+            state = "exited" if self.pid() is None else f"not healthy after {START_TIMEOUT:.0f} s"
+            raise ServiceFailedError(
+                f"lab service {self.name} (port {self.port}) {state}; last lines of {self.log_file}:\n"
+                f"{process.excerpt(self.log_file)}"
+            )
+        self.bootstrap()
+        return "started"
+
+    def stop(self) -> bool:
+        pid = self.pid()
+        return process.stop_pid(pid, self.dir) if pid is not None else False
+
+    def state(self) -> ServiceState:
+        pid = self.pid()
+        if pid is None:
+            return ServiceState(self.name, self.plays, self.port, "down", None)
+        try:
+            ok, detail = self.healthy(), self.describe()
+        except Exception as err:  # status must report, not crash, whatever a server answers
+            ok, detail = False, str(err).splitlines()[0]
+        return ServiceState(self.name, self.plays, self.port, "up" if ok else "unhealthy", pid, detail)
+
+    def describe(self) -> str:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# MariaDB
+# ---------------------------------------------------------------------------------------------
+class MariaDBService(Service):
+    server_id = 0
+    read_only = False
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "mysqld.sock"
+
+    def admin(self, database: str | None = None) -> pymysql.connections.Connection:
+        """root over the unix socket: the lab's own back door, not what DAGs use."""
+        return pymysql.connect(unix_socket=str(self.socket), user="root", database=database,
+                               autocommit=True, connect_timeout=3, charset="utf8mb4")
+
+    def healthy(self) -> bool:
+        try:
+            with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                return True
+        except pymysql.MySQLError:
+            return False
+
+    def prepare(self) -> None:
+        data = self.dir / "data"
+        if (data / "mysql").is_dir():
+            return
+        install_db = find_binary("mariadb-install-db", "apt-get install mariadb-server (or run make install)")
+        # --no-defaults first: the system server's my.cnf (its datadir, user, log) must not leak in.
+        argv = [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+                "--skip-test-db"]
+        if IS_ROOT:
+            argv.append("--user=root")
+        with open(self.log_file, "ab") as log:
+            result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(data, ignore_errors=True)
+            raise ServiceFailedError(f"mariadb-install-db failed for {self.name}:\n{process.excerpt(self.log_file)}")
+
+    def launch(self) -> None:
+        mariadbd = find_binary("mariadbd", "apt-get install mariadb-server (or run make install)")
+        (self.dir / "binlog").mkdir(exist_ok=True)
+        argv = [
+            mariadbd, "--no-defaults", f"--datadir={self.dir / 'data'}", f"--socket={self.socket}",
+            f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.dir / 'mysqld.pid'}",
+            f"--server-id={self.server_id}", f"--log-bin={self.dir / 'binlog' / 'mysql-bin'}",
+            "--binlog-format=ROW", "--log-slave-updates=ON", "--gtid-strict-mode=ON",
+            "--skip-name-resolve", "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci", "--innodb-buffer-pool-size=256M",
+            "--max-allowed-packet=256M", f"--read-only={'ON' if self.read_only else 'OFF'}",
+        ]
+        if IS_ROOT:
+            argv.append("--user=root")
+        process.spawn(argv, cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
+
+    def create_users(self, cur: pymysql.cursors.Cursor) -> None:
+        for host in ("127.0.0.1", "localhost"):
+            cur.execute(f"CREATE USER IF NOT EXISTS '{DB_ADMIN_USER}'@'{host}' IDENTIFIED BY %s",
+                        (self.secrets.mysql_admin,))
+            cur.execute(f"ALTER USER '{DB_ADMIN_USER}'@'{host}' IDENTIFIED BY %s", (self.secrets.mysql_admin,))
+            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{DB_ADMIN_USER}'@'{host}' WITH GRANT OPTION")
+            cur.execute(f"CREATE USER IF NOT EXISTS '{APP_USER}'@'{host}' IDENTIFIED BY %s",
+                        (self.secrets.mysql_app,))
+            cur.execute(f"ALTER USER '{APP_USER}'@'{host}' IDENTIFIED BY %s", (self.secrets.mysql_app,))
+            cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON `{SAMPLE_DATABASE}`.* "
+                        f"TO '{APP_USER}'@'{host}'")
+        cur.execute(f"CREATE USER IF NOT EXISTS '{MYSQL_REPL_USER}'@'127.0.0.1' IDENTIFIED BY %s",
+                    (self.secrets.mysql_repl,))
+        cur.execute(f"ALTER USER '{MYSQL_REPL_USER}'@'127.0.0.1' IDENTIFIED BY %s", (self.secrets.mysql_repl,))
+        cur.execute(f"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{MYSQL_REPL_USER}'@'127.0.0.1'")
+
+    def bootstrap(self) -> None:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            self.create_users(cur)
+
+    def describe(self) -> str:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION(), @@gtid_current_pos")
+            version, gtid = cur.fetchone()
+        return f"{version}, gtid {gtid or '-'}"
+
+    def uri(self) -> str:
+        return f"mysql://{DB_ADMIN_USER}:{self.secrets.mysql_admin}@127.0.0.1:{self.port}"
+
+
+class MySQLPrimary(MariaDBService):
+    name = "mysql-primary"
+    plays = "RDS MySQL primary"
+    server_id = 1
+
+
+class MySQLDR(MariaDBService):
+    name = "mysql-dr"
+    plays = "Azure MySQL Flexible (DR)"
+    server_id = 3
+
+
+class MySQLReplica(MariaDBService):
+    name = "mysql-replica"
+    plays = "MySQL read replica"
+    server_id = 2
+    read_only = True
+
+    def __init__(self, settings: LabSettings, primary: MySQLPrimary) -> None:
+        super().__init__(settings)
+        self.primary = primary
+
+    def bootstrap(self) -> None:
+        # Users arrive through replication from the primary; creating them here as well would put
+        # local transactions into the replica's binlog and break GTID strict mode on failover.
+        with contextlib.closing(self.admin()) as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            status = cur.fetchone()
+            if status is None:
+                cur.execute(
+                    "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, "
+                    "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+                    (self.primary.port, MYSQL_REPL_USER, self.secrets.mysql_repl),
+                )
+                cur.execute("START SLAVE")
+            elif status["Master_Port"] != self.primary.port:
+                raise LabError(
+                    f"{self.name} replicates from port {status['Master_Port']} but the primary is on "
+                    f"{self.primary.port}; run `drctl lab down --wipe` and `drctl lab up` to rebuild the lab"
+                )
+            elif status["Slave_SQL_Running"] != "Yes" or status["Slave_IO_Running"] != "Yes":
+                cur.execute("START SLAVE")
+
+    def wait_caught_up(self, timeout: float = 60.0) -> None:
+        with contextlib.closing(self.primary.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@gtid_binlog_pos")
+            (pos,) = cur.fetchone()
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout))
+            (result,) = cur.fetchone()
+        if result != 0:
+            raise ServiceFailedError(
+                f"{self.name} did not catch up with the primary (GTID {pos}) within {timeout:.0f} s; "
+                f"see SHOW SLAVE STATUS on port {self.port} and {self.log_file}"
+            )
+
+    def describe(self) -> str:
+        with contextlib.closing(self.admin()) as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            status = cur.fetchone() or {}
+        lag = status.get("Seconds_Behind_Master")
+        return (f"{super().describe()}, io={status.get('Slave_IO_Running', '-')} "
+                f"sql={status.get('Slave_SQL_Running', '-')} lag={'NULL' if lag is None else lag}s")
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------------------------
+def pg_bin(name: str) -> str:
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    if candidates:
+        return candidates[-1]
+    return find_binary(name, "apt-get install postgresql (or run make install)")
+
+
+def as_postgres(argv: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root.
+    return ["runuser", "-u", "postgres", "--", *argv] if IS_ROOT else argv
+
+
+class PostgresService(Service):
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.dir / "run"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data / "postmaster.pid"
+
+    def admin(self, dbname: str = "postgres") -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(host=str(self.socket_dir), port=self.port, user="postgres", dbname=dbname,
+                                connect_timeout=3)
+        conn.autocommit = True
+        return conn
+
+    def healthy(self) -> bool:
+        try:
+            with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                return True
+        except psycopg2.Error:
+            return False
+
+    def _own_dir(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        if IS_ROOT:
+            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(self.socket_dir, "postgres", "postgres")
+            check = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.dir)], check=False)
+            if check.returncode != 0:
+                raise LabError(
+                    f"the postgres user cannot reach {self.dir} (a parent directory is not searchable "
+                    f"by other users); set DRLAB_HOME to a directory it can reach, e.g. /var/tmp/drlab"
+                )
+
+    def launch(self) -> None:
+        self._own_dir()
+        options = (f"-c port={self.port} -c listen_addresses=127.0.0.1 "
+                   f"-c unix_socket_directories={self.socket_dir}")
+        argv = as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log_file), "-o", options,
+                            "-w", "-t", "60", "start"])
+        result = subprocess.run(argv, cwd=self.dir, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ServiceFailedError(
+                f"pg_ctl start failed for {self.name} (port {self.port}): {result.stderr.strip()}\n"
+                f"{process.excerpt(self.log_file)}"
+            )
+
+    def stop(self) -> bool:
+        if self.pid() is None:
+            return False
+        subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "30",
+                                    "stop"]), capture_output=True, check=False)
+        pid = self.pid()
+        return process.stop_pid(pid, self.dir) if pid is not None else True
+
+    def describe(self) -> str:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT current_setting('server_version'), pg_is_in_recovery()")
+            version, recovery = cur.fetchone()
+        return f"PostgreSQL {version}, {'standby' if recovery else 'primary'}"
+
+    def uri(self) -> str:
+        return f"postgresql://{DB_ADMIN_USER}:{self.secrets.pg_admin}@127.0.0.1:{self.port}/{SAMPLE_DATABASE}"
+
+
+class PostgresPrimary(PostgresService):
+    name = "pg-primary"
+    plays = "RDS PostgreSQL primary"
+
+    def prepare(self) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        self._own_dir()
+        with open(self.log_file, "ab") as log:
+            result = subprocess.run(
+                as_postgres([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8",
+                             "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]),
+                stdout=log, stderr=subprocess.STDOUT, check=False,
+            )
+        if result.returncode != 0:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise ServiceFailedError(f"initdb failed for {self.name}:\n{process.excerpt(self.log_file)}")
+        if IS_ROOT:  # the server appends to the same log as the postgres user
+            shutil.chown(self.log_file, "postgres", "postgres")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("\n# multicloud-dr lab\nwal_level = replica\nmax_wal_senders = 10\n"
+                       "wal_keep_size = '256MB'\nhot_standby = on\nshared_buffers = '128MB'\n"
+                       "track_commit_timestamp = on\n")
+        with open(self.data / "pg_hba.conf", "a") as hba:
+            hba.write(f"host replication {PG_REPL_USER} 127.0.0.1/32 scram-sha-256\n")
+
+    def bootstrap(self) -> None:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            for role, password, attrs in ((DB_ADMIN_USER, self.secrets.pg_admin, "LOGIN SUPERUSER"),
+                                          (PG_REPL_USER, self.secrets.pg_repl, "LOGIN REPLICATION")):
+                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+                verb = "ALTER" if cur.fetchone() else "CREATE"
+                cur.execute(f"{verb} ROLE {role} WITH {attrs} PASSWORD %s", (password,))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (SAMPLE_DATABASE,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {SAMPLE_DATABASE} OWNER {DB_ADMIN_USER}")
+
+
+class PostgresStandby(PostgresService):
+    name = "pg-standby"
+    plays = "Cloud SQL replica (standby)"
+
+    def __init__(self, settings: LabSettings, primary: PostgresPrimary) -> None:
+        super().__init__(settings)
+        self.primary = primary
+
+    def prepare(self) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        self._own_dir()
+        env = {**os.environ, "PGPASSWORD": self.secrets.pg_repl}  # never argv
+        with open(self.log_file, "ab") as log:
+            result = subprocess.run(
+                as_postgres([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
+                             "-U", PG_REPL_USER, "-D", str(self.data), "-R", "-X", "stream", "-c", "fast"]),
+                stdout=log, stderr=subprocess.STDOUT, env=env, check=False, cwd=self.dir,
+            )
+        if result.returncode != 0:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise ServiceFailedError(f"pg_basebackup failed for {self.name}:\n{process.excerpt(self.log_file)}")
+        if IS_ROOT:
+            shutil.chown(self.log_file, "postgres", "postgres")
+
+    def describe(self) -> str:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT status FROM pg_stat_wal_receiver")
+            row = cur.fetchone()
+        return f"{super().describe()}, wal receiver {row[0] if row else 'not running'}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloud emulators
+# ---------------------------------------------------------------------------------------------
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL built here)
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+class AzuriteService(Service):
+    name = "azurite"
+    plays = "Azure Blob Storage"
+
+    @property
+    def binary(self) -> Path:
+        return self.settings.tools_dir / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+
+    def launch(self) -> None:
+        if not self.binary.exists():
+            raise MissingBinaryError(f"Azurite is not installed at {self.binary}: run make install "
+                                     f"(npm install --prefix .tools/azurite azurite@3.35.0)")
+        find_binary("node", "apt-get install nodejs (Node 20 runs Azurite 3.35.0)")
+        (self.dir / "data").mkdir(exist_ok=True)
+        # The SDK sends a newer API version than 3.35 knows; --skipApiVersionCheck lets it through.
+        process.spawn([str(self.binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+                       "--location", str(self.dir / "data"), "--skipApiVersionCheck", "--loose",
+                       "--disableTelemetry"],
+                      cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
+
+    def healthy(self) -> bool:
+        # Any HTTP answer (403 without a signature) means the server is serving.
+        return http_status(f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}?comp=list") is not None
+
+    def connection_string(self) -> str:
+        from multicloud_dr.lab.settings import AZURITE_KEY
+
+        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};")
+
+    def describe(self) -> str:
+        return f"blob endpoint http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+
+class MotoService(Service):
+    name = "moto"
+    plays = "AWS APIs (S3, DMS, Route 53, CloudFront, ...)"
+
+    def launch(self) -> None:
+        process.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                      cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
+
+    def healthy(self) -> bool:
+        return http_status(f"http://127.0.0.1:{self.port}/moto-api/") == 200
+
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def describe(self) -> str:
+        return f"endpoint {self.endpoint()} (in memory: seeded again on every up)"
+
+
+class GcsService(Service):
+    name = "gcs"
+    plays = "Google Cloud Storage"
+
+    def launch(self) -> None:
+        # Stored on disk under the service directory (its working directory).
+        process.spawn([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+                       "--port", str(self.port)],
+                      cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
+
+    def healthy(self) -> bool:
+        return http_status(f"http://127.0.0.1:{self.port}/storage/v1/b?project=lab") == 200
+
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def describe(self) -> str:
+        return f"endpoint {self.endpoint()}"

@@ -1,0 +1,113 @@
+"""Where the lab lives, which ports it uses, and the passwords it generated for itself.
+
+Ports are fixed per service so that connection settings stay the same from one `up` to the next;
+each can be moved with an environment variable (the error for a taken port names it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+# service name -> (environment variable that moves it, default port)
+PORT_SETTINGS: dict[str, tuple[str, int]] = {
+    "mysql-primary": ("DRLAB_MYSQL_PRIMARY_PORT", 13306),
+    "mysql-replica": ("DRLAB_MYSQL_REPLICA_PORT", 13307),
+    "mysql-dr": ("DRLAB_MYSQL_DR_PORT", 13308),
+    "pg-primary": ("DRLAB_PG_PRIMARY_PORT", 15432),
+    "pg-standby": ("DRLAB_PG_STANDBY_PORT", 15433),
+    "azurite": ("DRLAB_AZURITE_PORT", 10010),
+    "moto": ("DRLAB_MOTO_PORT", 15000),
+    "gcs": ("DRLAB_GCS_PORT", 19023),
+    "airflow": ("DRLAB_AIRFLOW_PORT", 18080),
+}
+
+# Names the seed data and the default topology agree on.
+SAMPLE_DATABASE = "petclinic"
+AZURE_CONTAINER = "dr-backups"
+GCS_BUCKET = "petclinic-dr-backups"
+DB_ADMIN_USER = "dr_admin"
+APP_USER = "petclinic_app"
+MYSQL_REPL_USER = "repl"
+PG_REPL_USER = "replicator"
+
+# Azurite's development account: a public, documented constant of the emulator (not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def project_root() -> Path:
+    """The checkout this package was installed from (editable install), else the current directory."""
+    here = Path(__file__).resolve().parents[3]
+    if (here / "dags").is_dir() and (here / "pyproject.toml").is_file():
+        return here
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    home: Path
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> LabSettings:
+        root = project_root()
+        home = Path(os.environ.get("DRLAB_HOME", root / ".lab")).resolve()
+        return cls(home=home, root=root)
+
+    def port(self, service: str) -> int:
+        setting, default = PORT_SETTINGS[service]
+        value = os.environ.get(setting)
+        return int(value) if value else default
+
+    @staticmethod
+    def port_setting(service: str) -> str:
+        return PORT_SETTINGS[service][0]
+
+    def service_dir(self, service: str) -> Path:
+        return self.home / service
+
+    @property
+    def tools_dir(self) -> Path:
+        return self.root / ".tools"
+
+    @property
+    def env_file(self) -> Path:
+        return self.home / "env"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def seed_megabytes(self) -> float:
+        return float(os.environ.get("DRLAB_SEED_MB", "5"))
+
+    def secrets(self) -> LabSecrets:
+        return LabSecrets.load_or_create(self.home / "secrets.json")
+
+
+@dataclass(frozen=True)
+class LabSecrets:
+    """Passwords the lab made up for its own servers, kept in a 0600 file under .lab/ (git-ignored)."""
+
+    mysql_admin: str
+    mysql_app: str
+    mysql_repl: str
+    pg_admin: str
+    pg_repl: str
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> LabSecrets:
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # URL-safe so the passwords can sit in connection URIs unescaped.
+        made = cls(**{name: secrets.token_urlsafe(18) for name in cls.__dataclass_fields__})
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(made.__dict__, handle)
+        return made
