@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
+
 from multicloud_dr.connectivity import PROBES
 
 

@@ -180,6 +180,12 @@ class Lab:
             report(f"  wiped {self.settings.home}")
         return stopped
 
+    def stop(self, names: list[str], report: Report = print) -> None:
+        """Stop the named services only (what a test session started, say), replicas first."""
+        for service in reversed(self.services):
+            if service.name in names and service.stop():
+                report(f"  {service.name:<14} stopped")
+
     def status(self) -> list[ServiceState]:
         return [service.state() for service in self.services]
 

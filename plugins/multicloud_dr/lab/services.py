@@ -117,7 +117,9 @@ class Service:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.prepare()
             self.launch()
-        if not process.wait_until(lambda: self.pid() is not None and self.healthy(), START_TIMEOUT):
+        # Stop waiting as soon as the server is healthy or has exited (no point waiting for a corpse).
+        process.wait_until(lambda: self.pid() is None or self.healthy(), START_TIMEOUT)
+        if self.pid() is None or not self.healthy():
             state = "exited" if self.pid() is None else f"not healthy after {START_TIMEOUT:.0f} s"
             raise ServiceFailedError(
                 f"lab service {self.name} (port {self.port}) {state}; last lines of {self.log_file}:\n"

@@ -1,0 +1,79 @@
+"""Test session setup.
+
+- Airflow reads its configuration when first imported, so a throwaway AIRFLOW_HOME (SQLite) is set
+  here, before any test module imports Airflow; e2e tests migrate it once per session.
+- Tests under tests/integration and tests/e2e use the lab's real servers: the `lab` fixture brings
+  up whatever is not already running (once per session) and, at the end, stops only what it
+  started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="multicloud-dr-test-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+})
+
+_KIND_BY_DIR = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test gets the marker of its directory, so `-m unit` needs no discipline to stay right."""
+    for item in items:
+        kind = _KIND_BY_DIR.get(Path(item.fspath).relative_to(ROOT / "tests").parts[0])
+        if kind:
+            item.add_marker(kind)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab, up for the whole session; its connection settings exported into os.environ."""
+    from multicloud_dr.lab.airflow_run import read_env_file
+    from multicloud_dr.lab.core import Lab
+
+    lab = Lab()
+    outcomes = lab.up(report=lambda line: print(line, file=sys.stderr))
+    started = [name for name, outcome in outcomes.items() if outcome == "started"]
+    for key, value in read_env_file(lab.settings.env_file).items():
+        # The lab's Airflow home is for `make airflow`; the tests keep their own (set above).
+        if not key.startswith("AIRFLOW__") and key != "AIRFLOW_HOME":
+            os.environ[key] = value
+    yield lab
+    if started:
+        lab.stop(started)
+
+
+@pytest.fixture(scope="session")
+def mysql_primary_admin(lab) -> dict:
+    """A MySQL user with every privilege on the lab's primary (for scratch databases)."""
+    from multicloud_dr.connections import get_endpoint
+
+    ep = get_endpoint(os.environ["LAB_MYSQL_PRIMARY_URI"])
+    return {"host": ep.host, "port": ep.port, "user": ep.login, "password": ep.password}
+
+
+@pytest.fixture(scope="session")
+def airflow_db(lab) -> Path:
+    """The session's Airflow metadata DB, migrated once (SQLite; seconds)."""
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, f"airflow db migrate failed:\n{result.stderr[-3000:]}"
+    return _AIRFLOW_HOME
