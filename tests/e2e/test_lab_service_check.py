@@ -36,3 +36,11 @@ def test_an_unreachable_service_fails_its_task_and_the_run(airflow_db, monkeypat
     assert results["check_mysql_dr"][0] == "failed"
     assert results["report"][0] == "failed"
     assert all(results[f"check_{s.replace('-', '_')}"][0] == "success" for s in PROBES if s != "mysql-dr")
+
+
+def test_runs_under_the_real_scheduler(airflow_standalone):
+    """Under `airflow standalone` each task runs in a worker process that loads the plugins folder
+    and talks to the execution API: the path users take, and one `dag.test()` does not exercise."""
+    result = airflow_standalone.run_dag("lab_service_check")
+    assert result["run"]["state"] == "success", result
+    assert set(result["tasks"].values()) == {"success"} and len(result["tasks"]) == len(PROBES) + 1, result

@@ -1,0 +1,121 @@
+"""`airflow standalone` for e2e tests that need the real scheduler, executor and execution API
+(tasks in their own processes, plugins loaded the way workers load them), not `dag.test()`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TERMINAL = {"success", "failed"}
+
+
+class AirflowApi:
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.token = token
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(  # noqa: S310 (loopback URL built by the fixture)
+            f"{self.base_url}/api/v2{path}", method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read() or b"{}")
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180.0) -> dict:
+        """Trigger a run through the REST API and wait for it to finish; returns the run and its tasks."""
+        deadline = time.monotonic() + timeout
+        while True:  # the dag-processor has to have parsed the file first
+            try:
+                self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+                break
+            except urllib.error.HTTPError as err:
+                if err.code != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+        run_id = run["dag_run_id"]
+        while run["state"] not in TERMINAL:
+            assert time.monotonic() < deadline, f"{dag_id} run {run_id} still {run['state']} after {timeout} s"
+            time.sleep(1)
+            run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        tasks = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {"run": run, "tasks": {t["task_id"]: t["state"] for t in tasks}}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 150.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"airflow standalone exited:\n{log.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:  # noqa: S310
+                health = json.loads(response.read())
+            if all(health.get(c, {}).get("status") == "healthy" for c in ("metadatabase", "scheduler",
+                                                                            "triggerer", "dag_processor")):
+                return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(1)
+    pytest.fail(f"airflow standalone not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def airflow_standalone(lab, tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-standalone")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # standalone starts `airflow ...`
+    }
+    log = home / "standalone.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
+    try:
+        _wait_healthy(url, proc, log)
+        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        request = urllib.request.Request(  # noqa: S310
+            f"{url}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": "admin", "password": password}).encode())
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            token = json.loads(response.read())["access_token"]
+        yield AirflowApi(url, token)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        # Children that outlived the group leader (scheduler, workers) are still in its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
