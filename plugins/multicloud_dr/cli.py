@@ -7,10 +7,14 @@ prerequisite (the one-line message on stderr says what to fix).
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 import time
+from datetime import UTC, datetime
 
-from multicloud_dr.exceptions import DrError
+from multicloud_dr import connections as conn_ids
+from multicloud_dr.exceptions import DrError, InputError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -73,6 +77,70 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK if str(dag_run.state) == "success" else EXIT_PROBLEM
 
 
+def _storage(conn_id: str):
+    from multicloud_dr.backup.store import BackupStore  # noqa: F401  (import errors surface early)
+    from multicloud_dr.clouds.azure import blob_service_client
+    from multicloud_dr.connections import get_endpoint
+
+    return blob_service_client(get_endpoint(conn_id))
+
+
+def _logical_date(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--logical-date {value!r} is not an ISO date-time (e.g. 2026-11-22T03:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
+    from multicloud_dr.connections import get_endpoint
+
+    request = BackupRequest(source=get_endpoint(args.source), database=args.database,
+                            root=StorageUrl.parse(args.to), logical_date=_logical_date(args.logical_date),
+                            codec=args.codec)
+    result = run_backup(request, _storage(args.storage_conn))
+    print(json.dumps(result.to_dict(), indent=2))
+    return EXIT_OK
+
+
+def _backups_list(args: argparse.Namespace) -> int:
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.backup.store import BackupStore
+
+    root = StorageUrl.parse(args.at)
+    store = BackupStore(_storage(args.storage_conn), root.bucket)
+    store.check_container()
+    rows = [{"manifest": str(r.url), "database": r.manifest.database,
+             "logical_date": r.manifest.logical_date.isoformat(), "created": r.manifest.stored_at.isoformat(),
+             "bytes_stored": r.manifest.bytes_stored, "rows": r.manifest.total_rows,
+             "verification": r.manifest.verification.status, "gtid": r.manifest.gtid}
+            for r in store.list_manifests(root, args.database)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'CREATED (storage time)':<27} {'VERIFICATION':<12} {'STORED MB':>10} {'ROWS':>12}  MANIFEST")
+        for r in rows:
+            print(f"{r['created']:<27} {r['verification']:<12} {r['bytes_stored'] / 2**20:>10.1f} {r['rows']:>12,}  "
+                  f"{r['manifest']}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.backup.store import BackupStore
+    from multicloud_dr.backup.verify import verify_backup
+
+    url = StorageUrl.parse(args.manifest)
+    result = verify_backup(BackupStore(_storage(args.storage_conn), url.bucket), url)
+    print(json.dumps(result.to_dict(), indent=2))
+    return EXIT_OK if result.status == "verified" else EXIT_PROBLEM
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +154,31 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=_lab_down)
     lab_commands.add_parser("status", help="each service with its port and state (exit 1 if any is down)") \
         .set_defaults(func=_lab_status)
+    storage_help = f"Airflow connection id of the backup storage account (default {conn_ids.AZURE_BLOB_DR})"
+    backup = commands.add_parser("backup", help="back up one MySQL database to Azure Blob (streamed, verified later)")
+    backup.add_argument("--source", required=True, help="URI (mysql://user:pass@host:port) or connection id")
+    backup.add_argument("--database", required=True)
+    backup.add_argument("--to", required=True, metavar="wasb://CONTAINER/PREFIX")
+    backup.add_argument("--codec", choices=("zstd", "gzip"), default="zstd")
+    backup.add_argument("--logical-date",
+                        help="names the backup (ISO, UTC; default now): the same date is the same backup")
+    backup.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    backup.set_defaults(func=_backup)
+
+    backups = commands.add_parser("backups", help="stored backups")
+    backups_commands = backups.add_subparsers(dest="backups_command", required=True)
+    listing = backups_commands.add_parser("list", help="every backup under a prefix, oldest first")
+    listing.add_argument("--at", required=True, metavar="wasb://CONTAINER/PREFIX")
+    listing.add_argument("--database")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    listing.set_defaults(func=_backups_list)
+
+    verify = commands.add_parser("verify", help="read a backup back and check it against its manifest")
+    verify.add_argument("manifest", metavar="MANIFEST", help="wasb://CONTAINER/.../manifest.json")
+    verify.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    verify.set_defaults(func=_verify)
+
     commands.add_parser("demo", help="bring the lab up and run the main DAG on it with Airflow") \
         .set_defaults(func=_demo)
     return parser
@@ -93,11 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    for noisy in ("azure", "botocore", "urllib3", "google"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
     except DrError as err:
-        print(f"drctl: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"drctl: error: {str(err).splitlines()[0] if err.exit_code == EXIT_USAGE else err}", file=sys.stderr)
+        return err.exit_code
+    except Exception as err:
+        from azure.core.exceptions import AzureError
+
+        if isinstance(err, AzureError):
+            print(f"drctl: error: storage request failed: {str(err).splitlines()[0]}; check the storage connection "
+                  f"({getattr(args, 'storage_conn', '')}) and that the account is reachable", file=sys.stderr)
+            return EXIT_USAGE
+        raise
     except KeyboardInterrupt:
         return 130
 

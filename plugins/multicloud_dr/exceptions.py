@@ -2,18 +2,30 @@
 
 
 class DrError(Exception):
-    """Base class: an error whose message is meant for the operator, not a stack trace."""
+    """Base class: an error whose message is meant for the operator, not a stack trace.
+
+    `exit_code` is what drctl exits with: 1 when the work ran and failed, 2 when the input or a
+    prerequisite is wrong (fix the command or the setup, a retry alone will not help).
+    """
+
+    exit_code = 1
 
 
-class ConfigError(DrError):
+class InputError(DrError):
+    """Bad input or a missing prerequisite: retrying unchanged cannot help."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
     """A setting is missing or malformed."""
 
 
-class ConnectionNotFoundError(DrError):
+class ConnectionNotFoundError(InputError):
     """A connection id names no Airflow connection and no AIRFLOW_CONN_* variable."""
 
 
-class LabError(DrError):
+class LabError(InputError):
     """The local DR lab could not do what was asked."""
 
 

@@ -8,17 +8,21 @@ from multicloud_dr.exceptions import ConfigError
 
 
 def blob_service_client(endpoint: Endpoint):
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
+    # The SDK's default retry waits 15 s before its first retry; a lost connection during a block
+    # upload should cost about a second (our per-block retry adds more attempts on top).
+    options = {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3),
+               "connection_timeout": 20, "read_timeout": 120}
     conn_str = endpoint.extra.get("connection_string")
     if conn_str:
-        return BlobServiceClient.from_connection_string(conn_str)
+        return BlobServiceClient.from_connection_string(conn_str, **options)
     if endpoint.host and endpoint.password:
         account_url = endpoint.host if "://" in endpoint.host else f"https://{endpoint.host}.blob.core.windows.net"
-        return BlobServiceClient(account_url=account_url, credential=endpoint.password)
+        return BlobServiceClient(account_url=account_url, credential=endpoint.password, **options)
     if endpoint.host:
         from azure.identity import DefaultAzureCredential
 
-        return BlobServiceClient(account_url=endpoint.host, credential=DefaultAzureCredential())
+        return BlobServiceClient(account_url=endpoint.host, credential=DefaultAzureCredential(), **options)
     raise ConfigError("the wasb connection has neither extra.connection_string nor a host (account URL): "
                       "set one of them on the connection")

@@ -1,0 +1,140 @@
+"""The source database: preflight checks, and the mysqldump child process.
+
+Credentials reach mysqldump through an option file (mode 0600, in a private directory, removed
+afterwards), passed as `--defaults-file` so that no other option file (a ~/.my.cnf with another
+password) can override it, and so that no password is ever in a process's argv (F15).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+
+from multicloud_dr.connections import Endpoint
+from multicloud_dr.exceptions import InputError
+
+
+class SourceError(InputError):
+    """The source database cannot be backed up as asked (unreachable, unknown database, ...)."""
+
+
+@dataclass(frozen=True)
+class Preflight:
+    server: str           # host:port, no credentials
+    version: str
+    flavor: str           # "mariadb" or "mysql"
+    log_bin: bool
+    gtid: str | None
+    tables: list[str]     # base tables
+    non_innodb: list[str]
+    estimated_bytes: int  # information_schema's estimate, for progress ETA only
+    server_time: object = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def connect(endpoint: Endpoint, database: str | None = None, **kwargs) -> pymysql.connections.Connection:
+    try:
+        return pymysql.connect(host=endpoint.host or "127.0.0.1", port=endpoint.port or 3306,
+                               user=endpoint.login, password=endpoint.password or "", database=database,
+                               charset="utf8mb4", connect_timeout=10, autocommit=True, **kwargs)
+    except pymysql.err.OperationalError as err:
+        code = err.args[0]
+        if code == 1049:
+            raise SourceError(f"database {database!r} does not exist on {endpoint.describe()}: "
+                              f"check --database (or the DAG's configuration)") from None
+        if code in (1045, 1044):
+            raise SourceError(f"access denied for {endpoint.login!r} on {endpoint.describe()}: "
+                              f"check the connection's login and password") from None
+        raise SourceError(f"cannot reach MySQL at {endpoint.describe()}: {err.args[-1]}; check the host/port "
+                          f"and that the server is up") from None
+
+
+def server_now(endpoint: Endpoint):
+    with contextlib.closing(connect(endpoint)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT UTC_TIMESTAMP(6)")
+        return cur.fetchone()[0]
+
+
+def preflight(endpoint: Endpoint, database: str) -> Preflight:
+    with contextlib.closing(connect(endpoint, database)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT VERSION(), @@log_bin, UTC_TIMESTAMP(6)")
+        version, log_bin, now = cur.fetchone()
+        flavor = "mariadb" if "mariadb" in version.lower() else "mysql"
+        gtid = None
+        with contextlib.suppress(pymysql.MySQLError):
+            cur.execute("SELECT @@gtid_binlog_pos" if flavor == "mariadb" else "SELECT @@gtid_executed")
+            gtid = cur.fetchone()[0] or None
+        cur.execute(
+            "SELECT table_name, engine, COALESCE(data_length, 0) + COALESCE(index_length, 0) "
+            "FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE' "
+            "ORDER BY table_name", (database,))
+        rows = cur.fetchall()
+    tables = [r[0] for r in rows]
+    non_innodb = [r[0] for r in rows if (r[1] or "").lower() not in ("innodb", "")]
+    warnings = []
+    if non_innodb:
+        warnings.append(
+            f"non-InnoDB tables are not consistent under --single-transaction (writes during the dump may "
+            f"be half-seen): {', '.join(non_innodb)}; convert them to InnoDB (ALTER TABLE ... ENGINE=InnoDB)")
+    if not log_bin:
+        warnings.append("binary logging is off on the source: the backup records no binlog position or GTID, "
+                        "so point-in-time recovery from it is not possible")
+    return Preflight(server=f"{endpoint.host}:{endpoint.port or 3306}", version=version, flavor=flavor,
+                     log_bin=bool(log_bin), gtid=gtid, tables=tables, non_innodb=non_innodb,
+                     estimated_bytes=int(sum(r[2] for r in rows)), server_time=now, warnings=warnings)
+
+
+def dump_binary() -> tuple[str, str]:
+    """(path, version line) of the dump tool: mysqldump, else mariadb-dump."""
+    for name in ("mysqldump", "mariadb-dump"):
+        path = shutil.which(name)
+        if path:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+            return path, out
+    raise SourceError("mysqldump is not installed: apt-get install mariadb-client (or mysql-client)")
+
+
+def _option_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@contextlib.contextmanager
+def option_file(endpoint: Endpoint) -> Iterator[Path]:
+    """A [client] option file readable only by us, deleted on exit (also on errors)."""
+    directory = Path(tempfile.mkdtemp(prefix="mcdr-dump-"))  # mode 0700
+    path = directory / "client.cnf"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("[client]\n")
+            handle.write(f"host={endpoint.host or '127.0.0.1'}\nport={endpoint.port or 3306}\n")
+            if endpoint.login:
+                handle.write(f"user={_option_value(endpoint.login)}\n")
+            if endpoint.password:
+                handle.write(f"password={_option_value(endpoint.password)}\n")
+            handle.write("protocol=TCP\n")
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def dump_argv(binary: str, version_line: str, defaults_file: Path, database: str, preflight: Preflight) -> list[str]:
+    argv = [binary, f"--defaults-file={defaults_file}",  # must come first
+            "--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
+            "--default-character-set=utf8mb4", "--max-allowed-packet=1G"]
+    mariadb_tool = "mariadb" in version_line.lower()
+    if preflight.log_bin:
+        if mariadb_tool:
+            argv += ["--master-data=2", "--gtid"]
+        else:
+            argv += ["--source-data=2", "--set-gtid-purged=COMMENTED"]
+    argv.append(database)  # no --databases: the dump restores into a database of any name
+    return argv

@@ -1,0 +1,126 @@
+"""Read a stored backup back and check it: SHA-256 and size of every object against the manifest,
+decompression to the end of the stream, the dump's completion footer, and every table's row count
+and checksum. Only then is the manifest marked verified; "latest" only ever picks verified ones."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from dataclasses import dataclass
+
+import zstandard
+from azure.storage.blob import BlobClient
+
+from multicloud_dr.backup.codec import Decompressor
+from multicloud_dr.backup.layout import StorageUrl
+from multicloud_dr.backup.manifest import Manifest, ManifestError, Verification
+from multicloud_dr.backup.scan import DumpScanner, ScanResult
+from multicloud_dr.backup.store import BackupStore, ManifestRecord
+from multicloud_dr.exceptions import DrError
+from multicloud_dr.progress import MB, Progress
+
+log = logging.getLogger(__name__)
+
+
+class NoVerifiedBackupError(DrError):
+    """No backup has passed verification."""
+
+
+@dataclass
+class ReadBack:
+    sha256: str
+    bytes: int
+    raw_bytes: int
+    scan: ScanResult
+    error: str = ""   # decompression error, or "" if the stream decoded to its end
+
+
+def read_back(blob: BlobClient, codec: str, expected_bytes: int | None = None) -> ReadBack:
+    sha = hashlib.sha256()
+    scanner = DumpScanner()
+    decomp = Decompressor(codec)
+    stored = raw = 0
+    error = ""
+    progress = Progress(f"verify {blob.blob_name}", expected_bytes)
+    for chunk in blob.download_blob(max_concurrency=2).chunks():
+        sha.update(chunk)
+        stored += len(chunk)
+        progress.update(stored)
+        if error:
+            continue  # keep hashing to report the real SHA-256
+        try:
+            out = decomp.decompress(chunk)
+        except (zstandard.ZstdError, zlib.error) as err:
+            error = f"decompression failed at stored byte ~{stored}: {err}"
+            continue
+        raw += len(out)
+        scanner.feed(out)
+    if not error and not decomp.finished():
+        error = "the compressed stream ends early (truncated object)"
+    return ReadBack(sha.hexdigest(), stored, raw, scanner.finish(), error)
+
+
+def check_against_manifest(manifest: Manifest, obj_index: int, rb: ReadBack) -> list[str]:
+    obj = manifest.objects[obj_index]
+    problems = []
+    if rb.sha256 != obj.sha256:
+        problems.append(f"{obj.name}: SHA-256 {rb.sha256} differs from the manifest's {obj.sha256}")
+    if rb.bytes != obj.bytes:
+        problems.append(f"{obj.name}: {rb.bytes} bytes stored, the manifest says {obj.bytes}")
+    if rb.error:
+        problems.append(f"{obj.name}: {rb.error}")
+    elif not rb.scan.complete:
+        problems.append(f"{obj.name}: the dump has no completion footer (cut short)")
+    if not problems:
+        for name, entry in manifest.tables.items():
+            got = rb.scan.tables.get(name)
+            if got is None or got.rows != entry.rows or f"{got.crc32:08x}" != entry.crc32:
+                problems.append(f"table {name}: {got.rows if got else 'missing'} rows/crc "
+                                f"{f'{got.crc32:08x}' if got else '-'} vs manifest {entry.rows}/{entry.crc32}")
+    return problems
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    manifest: str
+    status: str
+    detail: str
+    seconds: float
+    bytes: int
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def verify_backup(store: BackupStore, manifest_url: StorageUrl) -> VerifyResult:
+    record = store.read_manifest(manifest_url)
+    if record is None:
+        raise ManifestError(f"no backup manifest at {manifest_url}: check the URL (drctl backups list shows them)")
+    manifest = record.manifest
+    progress = Progress(f"verify {manifest.backup_id}")
+    problems: list[str] = []
+    total = 0
+    for index, obj in enumerate(manifest.objects):
+        rb = read_back(store.blob(StorageUrl.parse(obj.name)), manifest.codec, obj.bytes)
+        total += rb.bytes
+        problems += check_against_manifest(manifest, index, rb)
+    status = "failed" if problems else "verified"
+    detail = "; ".join(problems) if problems else (
+        f"{len(manifest.objects)} object(s), {total / MB:.1f} MB: SHA-256, decompression, footer and "
+        f"{len(manifest.tables)} tables' rows/checksums match")
+    updated = manifest.model_copy(update={"verification": Verification(status=status, at=store.server_now(),
+                                                                      detail=detail[:2000])})
+    store.replace_manifest(record, updated)
+    result = VerifyResult(str(manifest_url), status, detail, round(progress.seconds, 3), total)
+    (log.info if status == "verified" else log.error)(
+        "verify %s: %s in %.1f s (%.1f MB): %s", manifest.backup_id, status, progress.seconds, total / MB, detail)
+    return result
+
+
+def latest_verified(store: BackupStore, root: StorageUrl, database: str) -> ManifestRecord:
+    records = [r for r in store.list_manifests(root, database) if r.manifest.verification.status == "verified"]
+    if not records:
+        raise NoVerifiedBackupError(f"no verified backup of {database} under {root}: run a backup and "
+                                    f"`drctl verify` first")
+    return records[-1]
