@@ -102,7 +102,8 @@ def _backup(args: argparse.Namespace) -> int:
 
     request = BackupRequest(source=get_endpoint(args.source), database=args.database,
                             root=StorageUrl.parse(args.to), logical_date=_logical_date(args.logical_date),
-                            codec=args.codec)
+                            codec=args.codec, block_size=args.block_size, lease_seconds=args.lease_seconds,
+                            max_inflight_bytes=args.upload_buffer_mb * 2**20)
     result = run_backup(request, _storage(args.storage_conn))
     print(json.dumps(result.to_dict(), indent=2))
     return EXIT_OK
@@ -163,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--logical-date",
                         help="names the backup (ISO, UTC; default now): the same date is the same backup")
     backup.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    backup.add_argument("--block-size", type=int, default=8 * 2**20, help="first block size in bytes (grows as needed)")
+    backup.add_argument("--upload-buffer-mb", type=int, default=64,
+                        help="at most this many MB of blocks queued or uploading (bounds memory)")
+    backup.add_argument("--lease-seconds", type=int, default=60, choices=range(15, 61), metavar="15..60",
+                        help="lease duration: how soon a crashed run's backup can be retried")
     backup.set_defaults(func=_backup)
 
     backups = commands.add_parser("backups", help="stored backups")
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DrError as err:
-        print(f"drctl: error: {str(err).splitlines()[0] if err.exit_code == EXIT_USAGE else err}", file=sys.stderr)
+        print(f"drctl: error: {err}", file=sys.stderr)
         return err.exit_code
     except Exception as err:
         from azure.core.exceptions import AzureError

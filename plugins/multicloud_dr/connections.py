@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,10 +131,32 @@ def _from_airflow(conn_id: str) -> Endpoint | None:
     )
 
 
+_SECRET_PARTS = re.compile(r"(?:AccountKey|SharedAccessSignature|sig)=([^;&]+)", re.IGNORECASE)
+
+
+def mask_in_airflow(endpoint: Endpoint) -> None:
+    """Register an endpoint's secrets with Airflow's log masker (when running inside Airflow): the
+    password, and the key or SAS inside an Azure connection string, which may be logged alone."""
+    if "airflow.sdk" not in sys.modules:
+        return
+    from airflow.sdk.log import mask_secret
+
+    if endpoint.password:
+        mask_secret(endpoint.password)
+    for key, value in endpoint.extra.items():
+        if isinstance(value, str) and value and any(w in key.lower() for w in ("connection_string", "sas", "key",
+                                                                               "secret", "token", "password")):
+            mask_secret(value)
+            for part in _SECRET_PARTS.findall(value):
+                mask_secret(part)
+
+
 def get_endpoint(ref: str) -> Endpoint:
     """Resolve a URI or a connection id; a missing id raises an error that says how to define it."""
     if "://" in ref:
-        return parse_uri(ref)
+        endpoint = parse_uri(ref)
+        mask_in_airflow(endpoint)
+        return endpoint
     in_airflow = "airflow.sdk" in sys.modules
     value = os.environ.get(env_var_name(ref))
     if value and not in_airflow:
@@ -147,4 +170,5 @@ def get_endpoint(ref: str) -> Endpoint:
             f"{env_var_name(ref)}=<uri>, or pass a URI instead of a connection id "
             f"(for the local lab: `drctl lab up` then `. .lab/env`)"
         )
+    mask_in_airflow(endpoint)
     return endpoint

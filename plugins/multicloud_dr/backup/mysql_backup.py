@@ -59,6 +59,8 @@ class BackupRequest:
     codec: str = "zstd"
     block_size: int = 8 * MB
     tier_blocks: int = 10_000
+    max_inflight_bytes: int = 64 * MB
+    upload_concurrency: int = 4
     lease_seconds: int = 60
     compress_threads: int = 2
     progress_interval: float = 5.0
@@ -166,7 +168,8 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
     binary, version_line = src.dump_binary()
     progress.expected = pre.estimated_bytes or None
     blob = store.blob(layout.data)
-    writer = StagedBlockWriter(blob, block_size=request.block_size, tier_blocks=request.tier_blocks)
+    writer = StagedBlockWriter(blob, block_size=request.block_size, tier_blocks=request.tier_blocks,
+                               max_inflight_bytes=request.max_inflight_bytes, concurrency=request.upload_concurrency)
     scanner = DumpScanner()
     comp = compressor(request.codec, request.compress_threads)
     raw = 0
@@ -205,6 +208,9 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
             if changed:
                 raise DumpFailedError(f"the set of tables changed while the dump ran (DDL?): {', '.join(changed)}; "
                                       f"nothing was committed: run the backup again")
+            if src.schema_fingerprint(request.source, layout.database) != pre.schema:
+                raise DumpFailedError("the schema changed while the dump ran (ALTER/RENAME/CREATE INDEX ...): the dump "
+                                      "may mix new definitions with old data; nothing was committed: run it again")
             warnings = list(pre.warnings) + [line for line in messages.splitlines() if line.strip()]
             block_ids, sha256 = writer.finish()
             committed = commit(blob, block_ids, sha256, writer.bytes, CONTENT_TYPE[request.codec],
@@ -220,9 +226,10 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
             if on_child:
                 on_child(None)
     finished = src.server_now(request.source)
+    stored_at = committed.stored_at or store.server_now()  # the service's clock either way (F25)
     obj = StoredObject(name=str(layout.data), bytes=committed.bytes, sha256=committed.sha256, raw_bytes=raw)
     return _manifest(layout, request.logical_date, pre, scan, obj, version_line, pre.server_time, finished, warnings,
-                     committed.stored_at)
+                     stored_at)
 
 
 def _adopt_orphan(layout: BackupLayout, store: BackupStore, pre: src.Preflight) -> Manifest:

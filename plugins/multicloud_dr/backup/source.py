@@ -36,6 +36,7 @@ class Preflight:
     tables: list[str]     # base tables
     non_innodb: list[str]
     estimated_bytes: int  # information_schema's estimate, for progress ETA only
+    schema: str = ""      # schema_fingerprint() at preflight
     server_time: object = None
     warnings: list[str] = field(default_factory=list)
 
@@ -89,7 +90,30 @@ def preflight(endpoint: Endpoint, database: str) -> Preflight:
                         "so point-in-time recovery from it is not possible")
     return Preflight(server=f"{endpoint.host}:{endpoint.port or 3306}", version=version, flavor=flavor,
                      log_bin=bool(log_bin), gtid=gtid, tables=tables, non_innodb=non_innodb,
-                     estimated_bytes=int(sum(r[2] for r in rows)), server_time=now, warnings=warnings)
+                     estimated_bytes=int(sum(r[2] for r in rows)), schema=schema_fingerprint(endpoint, database),
+                     server_time=now, warnings=warnings)
+
+
+def schema_fingerprint(endpoint: Endpoint, database: str) -> str:
+    """A hash of the database's tables, columns and indexes. Taken before and after the dump: if it
+    differs, DDL ran meanwhile and the dump may mix definitions from after its snapshot with data from
+    before it (an instant ADD COLUMN does not make mysqldump fail), so the backup is refused (F16)."""
+    import hashlib
+
+    queries = (
+        "SELECT table_name, table_type, engine, create_time FROM information_schema.tables "
+        "WHERE table_schema = %s ORDER BY table_name",
+        "SELECT table_name, column_name, ordinal_position, column_type, is_nullable, column_default, extra "
+        "FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position",
+        "SELECT table_name, index_name, seq_in_index, column_name FROM information_schema.statistics "
+        "WHERE table_schema = %s ORDER BY table_name, index_name, seq_in_index",
+    )
+    digest = hashlib.sha256()
+    with contextlib.closing(connect(endpoint, database)) as conn, conn.cursor() as cur:
+        for query in queries:
+            cur.execute(query, (database,))
+            digest.update(repr(cur.fetchall()).encode())
+    return digest.hexdigest()
 
 
 def dump_binary() -> tuple[str, str]:

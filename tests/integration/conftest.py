@@ -1,0 +1,217 @@
+"""Fixtures for backup tests on the lab's real MariaDB and Azurite, and a TCP proxy for faults."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pymysql
+import pytest
+
+from multicloud_dr.backup.layout import StorageUrl
+from multicloud_dr.backup.store import BackupStore
+from multicloud_dr.clouds.azure import blob_service_client
+from multicloud_dr.connections import Endpoint, get_endpoint
+
+CONTAINER = "dr-backups"
+
+
+@dataclass
+class ProxyPlan:
+    """What the proxy does to Azure requests (matched on the request line, e.g. b"comp=blocklist")."""
+
+    drop_reply_once: bytes | None = None     # forward the request, swallow its reply, close (F6)
+    reset_first: int = 0                     # reset this many matching requests mid-upload (F7)
+    reset_match: bytes = b"comp=block&"
+    forbid_after: int | None = None          # answer 403 to matching requests after this many (F3)
+    bytes_per_second: float | None = None    # throttle the client->server direction
+    seen: dict = field(default_factory=lambda: {"matching": 0, "dropped": 0, "resets": 0, "forbidden": 0})
+
+
+def _hang_up(*socks: socket.socket) -> None:
+    # shutdown() first: close() alone does not end a connection another thread is blocked reading.
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+class TcpProxy:
+    """A loopback proxy in front of Azurite that can drop replies, reset connections and throttle.
+    HTTP/1.1 without pipelining: the bytes that follow a forwarded request are its reply."""
+
+    def __init__(self, upstream_port: int, plan: ProxyPlan) -> None:
+        self.upstream_port = upstream_port
+        self.plan = plan
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            state = {"drop_reply": False}
+            threading.Thread(target=self._client_to_server, args=(client, upstream, state), daemon=True).start()
+            threading.Thread(target=self._server_to_client, args=(upstream, client, state), daemon=True).start()
+
+    def _client_to_server(self, client, upstream, state) -> None:
+        plan = self.plan
+        try:
+            while data := client.recv(65536):
+                if data[:4] in (b"PUT ", b"GET ", b"POST", b"HEAD", b"DELE"):
+                    line = data.split(b"\r\n", 1)[0]
+                    with self.lock:
+                        if plan.drop_reply_once and plan.drop_reply_once in line and not plan.seen["dropped"]:
+                            plan.seen["dropped"] += 1
+                            state["drop_reply"] = True
+                        if plan.reset_match in line:
+                            plan.seen["matching"] += 1
+                            n = plan.seen["matching"]
+                            if plan.forbid_after is not None and n > plan.forbid_after:
+                                plan.seen["forbidden"] += 1
+                                client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
+                                               b"Connection: close\r\n\r\n")
+                                raise ConnectionAbortedError
+                            if plan.seen["resets"] < plan.reset_first:
+                                plan.seen["resets"] += 1
+                                upstream.sendall(data[: len(data) // 2])
+                                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, bytes([1, 0, 0, 0, 0, 0, 0, 0]))
+                                raise ConnectionResetError
+                if plan.bytes_per_second:
+                    time.sleep(len(data) / plan.bytes_per_second)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _hang_up(client, upstream)
+
+    def _server_to_client(self, upstream, client, state) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if state["drop_reply"]:
+                    # The server has done the work (its reply is here); the client never hears of it.
+                    state["drop_reply"] = False
+                    raise ConnectionAbortedError
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _hang_up(client, upstream)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+@pytest.fixture
+def azure_proxy(lab):
+    """Factory: a proxy with a plan, and an Endpoint for a wasb connection going through it."""
+    proxies = []
+
+    def make(**plan) -> tuple[TcpProxy, Endpoint]:
+        proxy = TcpProxy(lab.azurite.port, ProxyPlan(**plan))
+        proxies.append(proxy)
+        conn_str = lab.azurite.connection_string().replace(f":{lab.azurite.port}/", f":{proxy.port}/")
+        return proxy, Endpoint(conn_type="wasb", extra={"connection_string": conn_str})
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.fixture(scope="session")
+def blob_service(lab):
+    return blob_service_client(get_endpoint("azure_blob_dr"))
+
+
+@pytest.fixture
+def backup_root(blob_service):
+    """A fresh wasb:// prefix for one test, emptied afterwards."""
+    root = StorageUrl("wasb", CONTAINER, f"test-{uuid.uuid4().hex[:10]}")
+    yield root
+    container = blob_service.get_container_client(CONTAINER)
+    for blob in container.list_blobs(name_starts_with=root.path + "/"):
+        with contextlib.suppress(Exception):
+            container.get_blob_client(blob.name).break_lease(lease_break_period=0)
+        with contextlib.suppress(Exception):
+            container.delete_blob(blob.name)
+
+
+@pytest.fixture
+def store(blob_service) -> BackupStore:
+    return BackupStore(blob_service, CONTAINER)
+
+
+@pytest.fixture(scope="session")
+def primary(lab) -> Endpoint:
+    return get_endpoint("mysql_primary")
+
+
+def mysql_connect(endpoint: Endpoint, database: str | None = None) -> pymysql.connections.Connection:
+    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
+                           database=database, autocommit=True, charset="utf8mb4")
+
+
+def make_sample_database(endpoint: Endpoint, name: str, megabytes: float) -> dict[str, int]:
+    from multicloud_dr.lab import sample_data
+
+    with contextlib.closing(mysql_connect(endpoint)) as conn:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        conn.select_db(name)
+        sample_data.create_schema(conn)
+        return sample_data.generate_rows(conn, megabytes)
+
+
+def drop_database(endpoint: Endpoint, name: str) -> None:
+    with contextlib.closing(mysql_connect(endpoint)) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def small_db(primary):
+    """A sample database of ~2 MB (routines, triggers, views, events, JSON, BLOBs, no-PK table, ...)."""
+    name = f"t_small_{uuid.uuid4().hex[:6]}"
+    counts = make_sample_database(primary, name, 2)
+    yield name, counts
+    drop_database(primary, name)
+
+
+@pytest.fixture(scope="session")
+def big_db(primary):
+    """~25 MB of rows: long enough a dump to kill or disturb while it runs (with a throttled upload)."""
+    name = f"t_big_{uuid.uuid4().hex[:6]}"
+    counts = make_sample_database(primary, name, 25)
+    yield name, counts
+    drop_database(primary, name)
+
+
+@pytest.fixture
+def scratch_database(primary):
+    """Factory: a sample database of N MB on the primary, dropped after the test."""
+    made = []
+
+    def make(megabytes: float) -> str:
+        name = f"t_scratch_{uuid.uuid4().hex[:6]}"
+        made.append(name)
+        make_sample_database(primary, name, megabytes)
+        return name
+
+    yield make
+    for name in made:
+        drop_database(primary, name)
