@@ -50,6 +50,7 @@ def _lab_status(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The lab, a check of every service through Airflow, then the nightly backup DAG, run by Airflow."""
     from multicloud_dr.connectivity import PROBES, format_table
     from multicloud_dr.lab import airflow_run
     from multicloud_dr.lab.core import Lab
@@ -60,21 +61,41 @@ def _demo(args: argparse.Namespace) -> int:
     print("demo: preparing Airflow's metadata DB (SQLite, in .lab/airflow)", file=sys.stderr)
     airflow_run.migrate_metadata_db()
     log = lab.settings.home / "demo.log"
+    dags = lab.settings.root / "dags"
+
     print(f"demo: running DAG lab_service_check with Airflow (task logs: {log})", file=sys.stderr)
     t0 = time.monotonic()
     with airflow_run.output_to(log):
-        dag_run = airflow_run.run_dag("lab_service_check", lab.settings.root / "dags")
-    results = airflow_run.task_results(dag_run)
+        check_run = airflow_run.run_dag("lab_service_check", dags)
+    results = airflow_run.task_results(check_run)
     rows = []
     for service, (conn_id, _) in PROBES.items():
         state, value = results.get(f"check_{service.replace('-', '_')}", ("missing", None))
         rows.append(value or {"service": service, "conn_id": conn_id, "ok": False, "seconds": 0.0,
                               "found": f"task {state}: see {log}"})
     print(format_table(rows))
-    ok = sum(r["ok"] for r in rows)
-    print(f"lab_service_check run {dag_run.run_id}: {dag_run.state}; {ok}/{len(rows)} services ok "
-          f"in {time.monotonic() - t0:.1f} s")
-    return EXIT_OK if str(dag_run.state) == "success" else EXIT_PROBLEM
+    print(f"lab_service_check: {check_run.state}; {sum(r['ok'] for r in rows)}/{len(rows)} services ok "
+          f"in {time.monotonic() - t0:.1f} s\n")
+    if str(check_run.state) != "success":
+        return EXIT_PROBLEM
+
+    print(f"demo: running DAG mysql_backup with Airflow (task logs: {log})", file=sys.stderr)
+    t0 = time.monotonic()
+    with airflow_run.output_to(log):
+        backup_run = airflow_run.run_dag("mysql_backup", dags)
+    results = airflow_run.task_results(backup_run)
+    for task_id, (state, _) in sorted(results.items()):
+        print(f"  {task_id:<32} {state}")
+    summary = next((v for k, (_, v) in results.items() if k.endswith(".dump_and_upload") and v), None)
+    if summary:
+        print(f"backup:   {summary['manifest']}")
+        print(f"          {summary['bytes_raw'] / 2**20:.1f} MB of SQL -> {summary['bytes_stored'] / 2**20:.1f} MB "
+              f"{summary['codec']}, {summary['tables']} tables, {summary['rows']:,} rows, gtid {summary['gtid']}")
+        for obj in summary["objects"]:
+            print(f"          {obj['name']}  sha256 {obj['sha256'][:16]}...")
+        print("restore:  zstd -dc <object> | mysql <database>   (README: restoring with standard tools)")
+    print(f"mysql_backup: {backup_run.state} in {time.monotonic() - t0:.1f} s")
+    return EXIT_OK if str(backup_run.state) == "success" else EXIT_PROBLEM
 
 
 def _storage(conn_id: str):
@@ -185,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
     verify.set_defaults(func=_verify)
 
-    commands.add_parser("demo", help="bring the lab up and run the main DAG on it with Airflow") \
+    commands.add_parser("demo", help="bring the lab up, check it, and run the nightly backup DAG with Airflow") \
         .set_defaults(func=_demo)
     return parser
 

@@ -109,9 +109,12 @@ def verify_backup(store: BackupStore, manifest_url: StorageUrl) -> VerifyResult:
     detail = "; ".join(problems) if problems else (
         f"{len(manifest.objects)} object(s), {total / MB:.1f} MB: SHA-256, decompression, footer and "
         f"{len(manifest.tables)} tables' rows/checksums match")
-    updated = manifest.model_copy(update={"verification": Verification(status=status, at=store.server_now(),
-                                                                      detail=detail[:2000])})
-    store.replace_manifest(record, updated)
+    if not (status == "verified" and manifest.verification.status == "verified"):
+        # A re-verification that finds the backup still good leaves the manifest as it is (a re-run of a
+        # finished date writes nothing, F10); any change of verdict is recorded.
+        updated = manifest.model_copy(update={"verification": Verification(status=status, at=store.server_now(),
+                                                                          detail=detail[:2000])})
+        store.replace_manifest(record, updated)
     result = VerifyResult(str(manifest_url), status, detail, round(progress.seconds, 3), total)
     (log.info if status == "verified" else log.error)(
         "verify %s: %s in %.1f s (%.1f MB): %s", manifest.backup_id, status, progress.seconds, total / MB, detail)

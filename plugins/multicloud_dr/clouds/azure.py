@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import ConfigError
+
+# The SDK logs every request and response header at INFO: thousands of lines per backup in a task log.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
 def blob_service_client(endpoint: Endpoint):

@@ -35,6 +35,8 @@ class MySqlBackupOperator(BaseOperator):
 
     def __init__(self, *, source_conn_id: str, database: str, location: str, storage_conn_id: str,
                  codec: str = "zstd", **kwargs: Any) -> None:
+        # Each key of the summary is also its own XCom, so downstream tasks can take `.output["manifest"]`.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.source_conn_id = source_conn_id
         self.database = database
@@ -52,9 +54,7 @@ class MySqlBackupOperator(BaseOperator):
             request = BackupRequest(source=get_endpoint(self.source_conn_id), database=self.database,
                                     root=StorageUrl.parse(self.location), logical_date=_logical_date(context),
                                     codec=self.codec)
-            result = run_backup(request, _blob_service(self.storage_conn_id), on_child=self._track)
-            log.info("%s", result.summary())
-            return result.to_dict()
+            return run_backup(request, _blob_service(self.storage_conn_id), on_child=self._track).to_dict()
 
         return run_step(step)
 
