@@ -14,12 +14,13 @@ DEBIAN_PACKAGES := mariadb-server mariadb-client postgresql zstd nodejs npm
 INSTALLED := $(VENV)/.installed
 AZURITE := .tools/azurite/.installed-$(AZURITE_VERSION)
 
-.PHONY: help install system-packages demo test lint lab-up lab-down lab-status airflow
+.PHONY: help install system-packages demo test lint bench lab-up lab-down lab-status airflow
 
 help:
 	@echo "make demo     bring the local DR lab up and run the main DAG on it"
 	@echo "make test     ruff + the whole test suite (unit, integration on the lab, e2e with dag.test())"
 	@echo "make install  .venv with the pinned packages, Debian packages, Azurite (done by demo/test)"
+	@echo "make bench    benchmarks: ratios against baselines measured in the same run (bench/README.md)"
 	@echo "make lab-up | lab-down | lab-status | airflow"
 
 install: system-packages $(INSTALLED) $(AZURITE)
@@ -51,6 +52,10 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: speed claims are measured here, as ratios, never asserted by timed tests.
+bench: install
+	$(BIN)/python bench/backup.py $(BENCH_ARGS)
 
 lab-up: install
 	$(BIN)/drctl lab up
