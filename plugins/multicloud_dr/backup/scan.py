@@ -128,6 +128,8 @@ class DumpScanner:
             pos = line_end + 1
 
     def _count(self, block: bytes, start: int, stop: int) -> None:
+        if stop <= start:
+            return
         stats = self.result.tables[self._table]  # type: ignore[index]
         stats.crc32 = zlib.crc32(memoryview(block)[start:stop], stats.crc32)
         if self._one_row_per_line is None:
@@ -137,7 +139,8 @@ class DumpScanner:
             line_end = block.find(b"\n", insert, stop)
             self._one_row_per_line = block[insert:line_end if line_end >= 0 else stop].rstrip().endswith(b"VALUES")
         if self._one_row_per_line:
-            stats.rows += block.count(b"\n(", start, stop - 1) + (1 if block.startswith(b"(", start, stop) else 0)
+            # [start, stop) is whole lines, so a "\n(" inside it is a row line inside it.
+            stats.rows += block.count(b"\n(", start, stop) + (1 if block.startswith(b"(", start, stop) else 0)
         else:
             stats.rows += _count_single_line_inserts(block[start:stop])
 
