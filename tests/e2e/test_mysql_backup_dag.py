@@ -40,7 +40,7 @@ def _azure_blobs(prefix: str) -> dict[str, str]:
     return {b.name: b.etag for b in container.list_blobs(name_starts_with=prefix + "/")}
 
 
-def test_nightly_backup_end_to_end_and_a_rerun_writes_nothing(airflow_db, topology):
+def test_nightly_backup_end_to_end_and_a_rerun_writes_nothing(airflow_db, topology, capfd):
     _, prefix = topology
     when = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
     dag_run = run_dag("mysql_backup", DAGS, logical_date=when)
@@ -70,6 +70,12 @@ def test_nightly_backup_end_to_end_and_a_rerun_writes_nothing(airflow_db, topolo
         events = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
                   .filter(AssetModel.name == "mysql_backup.petclinic").all())
         assert any(e.extra.get("manifest") == str(manifest_url) for e in events), "no asset event for the backup"
+
+    logs = capfd.readouterr()
+    assert "dump_and_upload" in logs.out + logs.err, "the task logs were not captured: the check below means nothing"
+    secrets = [get_endpoint("mysql_primary").password,
+               get_endpoint("azure_blob_dr").extra["connection_string"].split("AccountKey=")[1].split(";")[0]]
+    assert not any(secret in logs.out + logs.err for secret in secrets), "a secret reached the task log (F15)"
 
     before = _azure_blobs(prefix)
     again = run_dag("mysql_backup", DAGS, logical_date=when)  # cleared and re-run (F10)

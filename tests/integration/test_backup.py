@@ -145,12 +145,16 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 
 # -- F1: the uploader is killed after some blocks are staged --------------------------------------------------
-def test_f1_killed_uploader_leaves_nothing_and_the_retry_makes_one_backup(big_db, backup_root, store, azure_proxy):
+def test_f1_killed_uploader_leaves_nothing_and_the_retry_makes_one_backup(big_db, backup_root, store, azure_proxy,
+                                                                          tmp_path):
     database = big_db[0]
     layout = BackupLayout(backup_root, database, stamp(_date(1)))
     _, slow = azure_proxy(bytes_per_second=2_000_000)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
     proc = _drctl_backup(database, backup_root, "--storage-conn", "proxied_blob", "--block-size", str(256 * KB),
-                         "--lease-seconds", "15", "--upload-buffer-mb", "1", env=_env_with_storage(slow))
+                         "--lease-seconds", "15", "--upload-buffer-mb", "1",
+                         env={**_env_with_storage(slow), "TMPDIR": str(private_tmp)})
     _wait_for(lambda: proc.poll() is not None or _uncommitted(store, layout) >= 3, 60, "staged blocks")
     assert proc.poll() is None, "the backup ended before it could be killed mid-upload"
     dump_pids = _mysqldump_running(database)
@@ -160,6 +164,7 @@ def test_f1_killed_uploader_leaves_nothing_and_the_retry_makes_one_backup(big_db
     assert _uncommitted(store, layout) >= 3
     assert not store.blob(layout.data).exists(), "a blob was committed by a killed upload"
     assert not store.blob(layout.manifest).exists()
+    assert not list(private_tmp.rglob("*.cnf")), "the killed run left its password file behind (F15)"
     _wait_for(lambda: not any(p in _mysqldump_running(database) for p in dump_pids), 15,
               "the orphaned mysqldump to exit (its reader is gone)")
 

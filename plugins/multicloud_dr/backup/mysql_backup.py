@@ -189,6 +189,10 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, F_SETPIPE_SZ, READ_SIZE)
             while chunk := os.read(fd, READ_SIZE):
+                if not raw:
+                    # mysqldump has connected (it is writing): the password file is no longer needed, so
+                    # it goes now rather than at the end, which a SIGKILLed worker would never reach.
+                    shutil.rmtree(cnf.parent, ignore_errors=True)
                 raw += len(chunk)
                 scanner.feed(chunk)
                 writer.write(comp.compress(chunk))
