@@ -124,12 +124,7 @@ def ensure_database(lab: Lab, endpoint: Endpoint, megabytes: float) -> None:
     say(f"building database {DATABASE}: {megabytes:g} MiB of generated values (seed {SEED}) ...")
     t0 = time.monotonic()
     with contextlib.closing(connect(endpoint)) as conn:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-            cur.execute(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        conn.select_db(DATABASE)
-        sample_data.create_schema(conn)
-        counts = sample_data.generate_rows(conn, megabytes, seed=SEED)
+        counts = sample_data.create_database(conn, DATABASE, megabytes, seed=SEED)
     marker.write_text(json.dumps({"database": DATABASE, "megabytes": megabytes, "seed": SEED, "counts": counts,
                                   "built": datetime.now(UTC).isoformat(timespec="seconds")}))
     say(f"  {sum(counts.values()):,} rows in {time.monotonic() - t0:.0f} s")

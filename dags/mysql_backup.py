@@ -98,10 +98,11 @@ with DAG(
                 min_keep=backup.retention.min_keep,
                 dry_run=backup.retention.dry_run,
                 execution_timeout=timedelta(hours=1),
+                trigger_rule="none_failed",  # runs when no copy is configured (copy skipped), not after a failure
             )
             asset = mysql_backup_asset(database.name)
 
-            @task(task_id="publish", outlets=[asset])
+            @task(task_id="publish", outlets=[asset], trigger_rule="none_failed")
             def publish(summary: dict, asset=asset) -> dict:
                 """The Asset event carries the verified backup's manifest for the consumers."""
                 event = {"manifest": summary["manifest"], "backup_id": summary["backup_id"]}

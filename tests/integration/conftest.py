@@ -170,12 +170,7 @@ def make_sample_database(endpoint: Endpoint, name: str, megabytes: float) -> dic
     from multicloud_dr.lab import sample_data
 
     with contextlib.closing(mysql_connect(endpoint)) as conn:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        conn.select_db(name)
-        sample_data.create_schema(conn)
-        return sample_data.generate_rows(conn, megabytes)
+        return sample_data.create_database(conn, name, megabytes)
 
 
 def drop_database(endpoint: Endpoint, name: str) -> None:

@@ -779,3 +779,14 @@ def generate_rows(
     _flush(conn, batch, counts)
     log.info("inserted %d rows, %.1f MiB of values", sum(counts.values()), sent / MIB)
     return counts
+
+
+def create_database(conn: Connection, name: str, megabytes: float, seed: int = 42) -> dict[str, int]:
+    """(Re)create database `name` with the schema and about `megabytes` MB of rows; returns row counts.
+    Drops an existing database of that name first: for the lab's sample, benchmarks and tests only."""
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {_quote_ident(name)}")
+        cur.execute(f"CREATE DATABASE {_quote_ident(name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    conn.select_db(name)
+    create_schema(conn)
+    return generate_rows(conn, megabytes, seed=seed)

@@ -50,13 +50,9 @@ def seed_mysql_sample(admin_conn, megabytes: float, marker) -> dict[str, int] | 
     with admin_conn.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (SAMPLE_DATABASE,))
         exists = cur.fetchone() is not None
-        if exists and marker.exists():
-            return None
-        cur.execute(f"DROP DATABASE IF EXISTS `{SAMPLE_DATABASE}`")
-        cur.execute(f"CREATE DATABASE `{SAMPLE_DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    admin_conn.select_db(SAMPLE_DATABASE)
-    sample_data.create_schema(admin_conn)
-    counts = sample_data.generate_rows(admin_conn, megabytes)
+    if exists and marker.exists():
+        return None
+    counts = sample_data.create_database(admin_conn, SAMPLE_DATABASE, megabytes)
     marker.write_text(json.dumps(counts))
     return counts
 
