@@ -163,6 +163,33 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "verified" else EXIT_PROBLEM
 
 
+def _restore(args: argparse.Namespace) -> int:
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.backup.manifest import ManifestError
+    from multicloud_dr.backup.store import BackupStore
+    from multicloud_dr.backup.verify import latest_verified
+    from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.restore.mysql_restore import RestoreRequest, run_restore
+
+    if args.source == "latest":
+        from multicloud_dr.config import load_topology
+
+        root = StorageUrl.parse(args.at or load_topology().backup.location)
+        store = BackupStore(_storage(args.storage_conn), root.bucket)
+        store.check_container()
+        record = latest_verified(store, root, args.source_database or args.database)
+    else:
+        url = StorageUrl.parse(args.source)
+        store = BackupStore(_storage(args.storage_conn), url.bucket)
+        record = store.read_manifest(url)
+        if record is None:
+            raise ManifestError(f"no backup manifest at {url}: drctl backups list shows them")
+    request = RestoreRequest(target=get_endpoint(args.target), database=args.database, jobs=args.jobs,
+                             replace=args.replace, binlog=args.binlog)
+    print(json.dumps(run_restore(request, store, record).to_dict(), indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("manifest", metavar="MANIFEST", help="wasb://CONTAINER/.../manifest.json")
     verify.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
     verify.set_defaults(func=_verify)
+
+    restore = commands.add_parser("restore", help="restore a backup into a MySQL server (parallel, verified)")
+    restore.add_argument("--from", dest="source", required=True, metavar="MANIFEST_URL|latest")
+    restore.add_argument("--target", required=True, help="URI (mysql://user:pass@host:port) or connection id")
+    restore.add_argument("--database", required=True, help="the database to restore into")
+    restore.add_argument("--jobs", type=int, default=4, help="parallel loading connections")
+    restore.add_argument("--replace", action="store_true", help="replace a database that has tables")
+    restore.add_argument("--binlog", action="store_true", help="write the load to the target's binlog (slower)")
+    restore.add_argument("--at", metavar="wasb://CONTAINER/PREFIX",
+                         help="with --from latest: where backups are (default: the topology's backup location)")
+    restore.add_argument("--source-database", help="with --from latest: the backed-up database (default --database)")
+    restore.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    restore.set_defaults(func=_restore)
 
     commands.add_parser("demo", help="bring the lab up, check it, and run the nightly backup DAG with Airflow") \
         .set_defaults(func=_demo)

@@ -1,0 +1,451 @@
+"""Restore a backup into a MySQL server, never leaving the target half-restored (F18).
+
+1. The backup is leased for the restore's duration (retention skips it, F12).
+2. Tables and rows load into a private database (`_mcdr_restore_<hash>`), streamed straight from
+   storage and decompressed on the fly (no download to disk): CREATE TABLEs in dump order on one
+   connection, INSERT statements spread over `jobs` connections (parallel across tables and within a
+   table), with unique/foreign-key checks off and the binlog off where the account may do that.
+3. Row counts and per-table checksums are compared with the manifest while the data is still in the
+   private database: a difference fails the restore before the target is touched (F17).
+4. One atomic RENAME TABLE moves every table into the target (an existing target's tables move out
+   to a scratch database in the same statement, with --replace). Views, triggers, routines and events
+   are then created in the target: after the data, so no trigger fires during the load.
+5. A row in `_multicloud_dr.restores` records each step; only `complete` means the database is usable
+   (the failover gate reads it). A restore killed at any point leaves either the old target, or a
+   target marked incomplete that a re-run replaces; a re-run always starts from a clean private
+   database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import queue
+import subprocess
+import tempfile
+import threading
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pymysql
+import zstandard
+
+from multicloud_dr.backup import source as src
+from multicloud_dr.backup.codec import Decompressor
+from multicloud_dr.backup.layout import BackupLayout, StorageUrl
+from multicloud_dr.backup.lease import BackupLease
+from multicloud_dr.backup.manifest import Manifest
+from multicloud_dr.backup.scan import DumpScanner
+from multicloud_dr.backup.store import BackupStore, ManifestRecord
+from multicloud_dr.connections import Endpoint
+from multicloud_dr.exceptions import DrError, InputError
+from multicloud_dr.progress import MB, Progress
+from multicloud_dr.restore.statements import DATA, POST, SESSION, SKIP, TABLE, lines_of, split
+
+log = logging.getLogger(__name__)
+
+STATE_DB = "_multicloud_dr"
+
+
+class RestoreError(DrError):
+    """The restore failed; the target database was not replaced."""
+
+
+class TargetNotEmptyError(InputError):
+    """The target database has tables and --replace was not given."""
+
+
+@dataclass
+class RestoreRequest:
+    target: Endpoint
+    database: str                 # the target database's name
+    jobs: int = 4
+    replace: bool = False
+    binlog: bool = False          # write the restore to the target's binlog (off: faster, where permitted)
+    lease_seconds: int = 60
+
+
+@dataclass
+class RestoreResult:
+    database: str
+    manifest: str
+    seconds: float
+    tables: int
+    rows: int
+    bytes: int                    # compressed bytes read from storage
+    bytes_raw: int
+    verified: bool
+    checks: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"database": self.database, "manifest": self.manifest, "seconds": round(self.seconds, 3),
+                "tables": self.tables, "rows": self.rows, "bytes": self.bytes, "bytes_raw": self.bytes_raw,
+                "verified": self.verified, "checks": self.checks}
+
+    def summary(self) -> str:
+        rate = self.rows / self.seconds if self.seconds else 0
+        return (f"restore {self.manifest} -> {self.database}: {self.tables} tables, {self.rows:,} rows, "
+                f"{self.bytes_raw / MB:.1f} MB of SQL in {self.seconds:.1f} s ({rate:,.0f} rows/s, "
+                f"{self.bytes_raw / MB / self.seconds if self.seconds else 0:.1f} MB/s), "
+                f"verified={self.verified}")
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def scratch_name(database: str, kind: str) -> str:
+    return f"_mcdr_{kind}_{hashlib.sha1(database.encode()).hexdigest()[:12]}"  # noqa: S324 (a name, not security)
+
+
+def _connect(endpoint: Endpoint, database: str | None = None) -> pymysql.connections.Connection:
+    return src.connect(endpoint, database, read_timeout=3600, write_timeout=3600)
+
+
+class _State:
+    """The restore's bookkeeping row on the target server."""
+
+    def __init__(self, endpoint: Endpoint, database: str, manifest: str) -> None:
+        self.endpoint, self.database, self.manifest = endpoint, database, manifest
+        with contextlib.closing(_connect(endpoint)) as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {STATE_DB}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {STATE_DB}.restores (database_name VARCHAR(64) PRIMARY KEY, "
+                        "manifest VARCHAR(1024) NOT NULL, status VARCHAR(16) NOT NULL, detail TEXT, "
+                        "started_at DATETIME(6) NOT NULL, updated_at DATETIME(6) NOT NULL) ENGINE=InnoDB")
+
+    def previous(self) -> str | None:
+        with contextlib.closing(_connect(self.endpoint)) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT status FROM {STATE_DB}.restores WHERE database_name = %s", (self.database,))
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def set(self, status: str, detail: str = "") -> None:
+        with contextlib.closing(_connect(self.endpoint)) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {STATE_DB}.restores VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) "
+                "ON DUPLICATE KEY UPDATE manifest=VALUES(manifest), status=VALUES(status), detail=VALUES(detail), "
+                "updated_at=UTC_TIMESTAMP(6), started_at=IF(VALUES(status)='loading', UTC_TIMESTAMP(6), started_at)",
+                (self.database, self.manifest, status, detail[:60000]))
+
+
+def restore_status(endpoint: Endpoint, database: str) -> dict | None:
+    """What the last restore into `database` on this server left: the failover gate's question."""
+    with contextlib.closing(_connect(endpoint)) as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+        try:
+            cur.execute(f"SELECT * FROM {STATE_DB}.restores WHERE database_name = %s", (database,))
+        except pymysql.err.ProgrammingError:
+            return None
+        return cur.fetchone()
+
+
+class _Loader:
+    """INSERT statements spread over `jobs` connections, each with the dump's session settings.
+
+    Rows of a table with a primary key may arrive in any order (InnoDB keeps them in key order).
+    A table without one keeps its rows in insertion order, and the dump reads them back in that
+    order: its statements all go to one connection, in order, so the restored table reads the same.
+    """
+
+    def __init__(self, endpoint: Endpoint, database: str, jobs: int, session: list[bytes], binlog: bool) -> None:
+        self.queues: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=2) for _ in range(jobs)]
+        self.error: BaseException | None = None
+        self.binlog_off = False
+        self.threads = []
+        self.conns = []
+        self._next = 0
+        for work in self.queues:
+            conn = _connect(endpoint, database)
+            conn.autocommit(True)
+            for sql in session:
+                conn.query(sql)
+            conn.query("SET unique_checks = 0, foreign_key_checks = 0")
+            if not binlog:
+                try:
+                    conn.query("SET sql_log_bin = 0")
+                    self.binlog_off = True
+                except pymysql.err.OperationalError:  # no privilege: the load is binlogged, just slower
+                    pass
+            self.conns.append(conn)
+            thread = threading.Thread(target=self._work, args=(conn, work), daemon=True, name="restore-load")
+            thread.start()
+            self.threads.append(thread)
+
+    def _work(self, conn, work: queue.Queue) -> None:
+        while (sql := work.get()) is not None:
+            if self.error is None:
+                try:
+                    conn.query(sql)
+                except BaseException as err:  # reported by put()/finish()
+                    self.error = err
+
+    def put(self, sql: bytes, ordered_key: str | None = None) -> None:
+        """Queue one INSERT; statements with the same `ordered_key` run in order on one connection."""
+        if self.error is not None:
+            raise RestoreError(f"loading rows failed: {self.error}")
+        if ordered_key is not None:
+            index = zlib.crc32(ordered_key.encode()) % len(self.queues)
+        else:
+            index = self._next
+            self._next = (self._next + 1) % len(self.queues)
+        self.queues[index].put(sql)
+
+    def finish(self) -> None:
+        for work in self.queues:
+            work.put(None)
+        for thread in self.threads:
+            thread.join()
+        for conn in self.conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if self.error is not None:
+            raise RestoreError(f"loading rows failed: {self.error}")
+
+    def abort(self) -> None:
+        self.error = self.error or RestoreError("aborted")
+        for work in self.queues:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    work.get_nowait()
+            with contextlib.suppress(queue.Full):
+                work.put_nowait(None)
+        for conn in self.conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _table_names(cur, database: str, kind: str = "BASE TABLE") -> list[str]:
+    cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = %s "
+                "ORDER BY table_name", (database, kind))
+    return [r[0] for r in cur.fetchall()]
+
+
+def _object_counts(cur, database: str) -> dict[str, int]:
+    counts = {}
+    for name, query in (
+        ("views", "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = %s"),
+        ("triggers", "SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = %s"),
+        ("routines", "SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = %s"),
+        ("events", "SELECT COUNT(*) FROM information_schema.events WHERE event_schema = %s"),
+    ):
+        cur.execute(query, (database,))
+        counts[name] = cur.fetchone()[0]
+    return counts
+
+
+def _expected_objects(post: list[bytes]) -> dict[str, int]:
+    """Objects the dump creates (placeholder views are replaced by the final ones: count names)."""
+    import re
+
+    views = set(re.findall(rb"VIEW `((?:[^`]|``)+)` AS", b"\n".join(post)))
+    kinds = Counter()
+    for sql in post:
+        head = sql[:400]
+        if re.search(rb"\*/ /\*!50003 TRIGGER |^CREATE\s+(?:DEFINER=\S+\s+)?TRIGGER ", head):
+            kinds["triggers"] += 1
+        elif re.search(rb"\*/ /\*!50106 EVENT |^CREATE\s+(?:DEFINER=\S+\s+)?EVENT ", head):
+            kinds["events"] += 1
+        elif re.search(rb"^CREATE\s+(?:DEFINER=\S+\s+)?(?:PROCEDURE|FUNCTION) ", head):
+            kinds["routines"] += 1
+    return {"views": len(views), "triggers": kinds["triggers"], "routines": kinds["routines"],
+            "events": kinds["events"]}
+
+
+def _checksums(endpoint: Endpoint, database: str) -> dict[str, tuple[int, int]]:
+    """Row counts and CRC-32s of a database's data, computed exactly as the backup computed them: the
+    same dump tool and options, scanned the same way."""
+    binary, _ = src.dump_binary()
+    scanner = DumpScanner()
+    with src.option_file(endpoint) as cnf, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([binary, f"--defaults-file={cnf}", "--single-transaction", "--quick", "--hex-blob",
+                                 "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--no-create-info",
+                                 "--skip-triggers", database], stdout=subprocess.PIPE, stderr=err)
+        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+            scanner.feed(chunk)
+        if proc.wait() != 0:
+            err.seek(0)
+            raise RestoreError(f"re-reading {database} for verification failed: {err.read().decode()[-500:]}")
+    return {name: (t.rows, t.crc32) for name, t in scanner.finish().tables.items()}
+
+
+def _verify_tables(endpoint: Endpoint, database: str, manifest: Manifest) -> dict:
+    got = _checksums(endpoint, database)
+    problems = []
+    for name, entry in manifest.tables.items():
+        rows, crc = got.get(name, (None, None))
+        if rows != entry.rows:
+            problems.append(f"{name}: {rows} rows restored, {entry.rows} in the backup")
+        elif f"{crc:08x}" != entry.crc32:
+            problems.append(f"{name}: checksum {crc:08x} differs from the backup's {entry.crc32}")
+    extra = sorted(set(got) - set(manifest.tables))
+    if extra:
+        problems.append(f"tables not in the backup: {', '.join(extra)}")
+    if problems:
+        raise RestoreError("the restored data differs from the backup: " + "; ".join(problems[:20]))
+    return {"tables": len(got), "rows": sum(r for r, _ in got.values()), "checksums": "equal"}
+
+
+def _stream_statements(store: BackupStore, manifest: Manifest, progress: Progress, counters: dict):
+    for obj in manifest.objects:
+        decomp = Decompressor(manifest.codec)
+        blob = store.blob(StorageUrl.parse(obj.name))
+
+        def chunks(blob=blob, decomp=decomp, obj=obj):
+            for chunk in blob.download_blob(max_concurrency=2).chunks():
+                counters["bytes"] += len(chunk)
+                try:
+                    out = decomp.decompress(chunk)
+                except (zstandard.ZstdError, zlib.error) as err:
+                    raise RestoreError(f"{obj.name} does not decompress: {err}") from None
+                counters["raw"] += len(out)
+                progress.update(counters["raw"])
+                yield out
+            if not decomp.finished():
+                raise RestoreError(f"{obj.name} ends early (truncated)")
+
+        yield from split(lines_of(chunks()))
+
+
+def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRecord) -> RestoreResult:
+    manifest = record.manifest
+    if manifest.verification.status != "verified":
+        raise InputError(f"{record.url} is {manifest.verification.status}, not verified: verify it first "
+                         f"(drctl verify {record.url}) or restore another backup")
+    target = request.database
+    if len(target) > 64 or "`" in target:
+        raise InputError(f"{target!r} is not a usable database name")
+    loading = scratch_name(target, "restore")
+    old = scratch_name(target, "old")
+    state = _State(request.target, target, str(record.url))
+    layout = BackupLayout.from_manifest_url(record.url, manifest.codec)
+
+    with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
+        existing = _table_names(cur, target) + _table_names(cur, target, "VIEW")
+    previous = state.previous()
+    if existing and not request.replace and previous not in ("loading", "swapped", "failed"):
+        raise TargetNotEmptyError(f"database {target} on {request.target.describe()} has {len(existing)} tables/views:"
+                                  f" pass --replace to replace it, or restore under another name")
+
+    progress = Progress(f"restore {manifest.backup_id} -> {target}", manifest.bytes_raw)
+    counters = {"bytes": 0, "raw": 0}
+    with BackupLease(store.blob(layout.lease), duration=request.lease_seconds, purpose="restore") as lease:
+        state.set("loading")
+        with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")  # a killed earlier run's leftovers
+            cur.execute(f"DROP DATABASE IF EXISTS {_q(old)}")
+            cur.execute(f"CREATE DATABASE {_q(loading)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        try:
+            post, binlog_off = _load(request, store, manifest, loading, progress, counters, lease)
+            checks = {"data": _verify_tables(request.target, loading, manifest)}
+            expected = _expected_objects(post)
+            _swap(request.target, loading, target, old)
+            state.set("swapped")
+            _replay(request.target, target, post)
+            with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
+                got = _object_counts(cur, target)
+                cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")
+                cur.execute(f"DROP DATABASE IF EXISTS {_q(old)}")
+            if got != expected:
+                raise RestoreError(f"schema objects differ after the restore: {got} in {target}, {expected} in the "
+                                   f"backup")
+            checks["objects"] = got
+            checks["binlog"] = "off" if binlog_off else "on"
+        except BaseException as err:
+            with contextlib.suppress(Exception):
+                state.set("failed", str(err))
+            with contextlib.suppress(Exception), contextlib.closing(_connect(request.target)) as conn, \
+                    conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")
+            raise
+        state.set("complete", json_detail(checks))
+    result = RestoreResult(target, str(record.url), progress.seconds, checks["data"]["tables"],
+                           checks["data"]["rows"], counters["bytes"], counters["raw"], True, checks)
+    log.info("%s", result.summary())
+    return result
+
+
+def json_detail(checks: dict) -> str:
+    import json
+
+    return json.dumps(checks, default=str)
+
+
+def _load(request: RestoreRequest, store: BackupStore, manifest: Manifest, database: str, progress: Progress,
+          counters: dict, lease: BackupLease) -> tuple[list[bytes], bool]:
+    """Tables and rows into `database`; returns the post-data statements (with their SET context)."""
+    post: list[bytes] = []
+    session: list[bytes] = []
+    loader: _Loader | None = None
+    without_key: set[str] = set()
+    main = _connect(request.target, database)
+    try:
+        main.query("SET unique_checks = 0, foreign_key_checks = 0")
+        for statement in _stream_statements(store, manifest, progress, counters):
+            kind = statement.kind
+            if kind == DATA:
+                if loader is None:
+                    loader = _Loader(request.target, database, request.jobs, session, request.binlog)
+                table = statement.table or ""
+                loader.put(statement.sql, ordered_key=table if table in without_key else None)
+                lease.check()
+            elif kind == TABLE:
+                if statement.sql.lstrip().startswith(b"CREATE TABLE") and b"PRIMARY KEY" not in statement.sql:
+                    without_key.add(statement.table or "")
+                main.query(statement.sql)
+            elif kind == SESSION:
+                if loader is None:
+                    session.append(statement.sql)
+                main.query(statement.sql)
+                post.append(statement.sql)
+            elif kind == POST:
+                post.append(statement.sql)
+            elif kind != SKIP:
+                raise AssertionError(kind)
+        if loader is not None:
+            loader.finish()
+        return post, bool(loader and loader.binlog_off)
+    except BaseException:
+        if loader is not None:
+            loader.abort()
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            main.close()
+
+
+def _swap(endpoint: Endpoint, loading: str, target: str, old: str) -> None:
+    """Every table into `target` in one atomic RENAME; an existing target's tables move to `old`."""
+    with contextlib.closing(_connect(endpoint)) as conn, conn.cursor() as cur:
+        new_tables = _table_names(cur, loading)
+        cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (target,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE DATABASE {_q(target)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        # Views, triggers, routines and events cannot move between databases: the old ones go, the
+        # backup's are created after the swap.
+        for view in _table_names(cur, target, "VIEW"):
+            cur.execute(f"DROP VIEW {_q(target)}.{_q(view)}")
+        cur.execute("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s", (target,))
+        for (trigger,) in cur.fetchall():
+            cur.execute(f"DROP TRIGGER {_q(target)}.{_q(trigger)}")
+        cur.execute("SELECT routine_name, routine_type FROM information_schema.routines WHERE routine_schema = %s",
+                    (target,))
+        for name, kind in cur.fetchall():
+            cur.execute(f"DROP {kind} {_q(target)}.{_q(name)}")
+        cur.execute("SELECT event_name FROM information_schema.events WHERE event_schema = %s", (target,))
+        for (event,) in cur.fetchall():
+            cur.execute(f"DROP EVENT {_q(target)}.{_q(event)}")
+        moves = []
+        old_tables = _table_names(cur, target)
+        if old_tables:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {_q(old)}")
+            moves += [f"{_q(target)}.{_q(t)} TO {_q(old)}.{_q(t)}" for t in old_tables]
+        moves += [f"{_q(loading)}.{_q(t)} TO {_q(target)}.{_q(t)}" for t in new_tables]
+        if moves:
+            cur.execute("RENAME TABLE " + ", ".join(moves))
+
+
+def _replay(endpoint: Endpoint, database: str, post: list[bytes]) -> None:
+    with contextlib.closing(_connect(endpoint, database)) as conn:
+        for sql in post:
+            conn.query(sql)
