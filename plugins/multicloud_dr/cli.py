@@ -185,7 +185,7 @@ def _restore(args: argparse.Namespace) -> int:
         if record is None:
             raise ManifestError(f"no backup manifest at {url}: drctl backups list shows them")
     request = RestoreRequest(target=get_endpoint(args.target), database=args.database, jobs=args.jobs,
-                             replace=args.replace, binlog=args.binlog)
+                             replace=args.replace, binlog=args.binlog, lease_seconds=args.lease_seconds)
     print(json.dumps(run_restore(request, store, record).to_dict(), indent=2))
     return EXIT_OK
 
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --from latest: where backups are (default: the topology's backup location)")
     restore.add_argument("--source-database", help="with --from latest: the backed-up database (default --database)")
     restore.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    restore.add_argument("--lease-seconds", type=int, default=60, choices=range(15, 61), metavar="15..60",
+                         help="how soon a crashed restore into the same target can be run again")
     restore.set_defaults(func=_restore)
 
     commands.add_parser("demo", help="bring the lab up, check it, and run the nightly backup DAG with Airflow") \

@@ -210,3 +210,40 @@ def scratch_database(primary):
     yield make
     for name in made:
         drop_database(primary, name)
+
+
+def _snapshot(endpoint, database) -> dict:
+    """Everything a user would call 'the database': rows of every table and every schema object."""
+    state: dict = {}
+    with contextlib.closing(mysql_connect(endpoint, database)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema=%s AND "
+                    "table_type='BASE TABLE' ORDER BY 1", (database,))
+        for (table,) in cur.fetchall():
+            cur.execute("SELECT column_name, column_type FROM information_schema.columns WHERE table_schema=%s AND "
+                        "table_name=%s ORDER BY ordinal_position", (database, table))
+            columns = cur.fetchall()
+            order = ", ".join(f"`{c}`" for c, _ in columns)
+            cur.execute(f"SELECT * FROM `{table}` ORDER BY {order}")
+            state[f"table {table}"] = {"columns": columns, "rows": cur.fetchall()}
+        queries = {
+            "routines": "SELECT routine_name, routine_type, routine_definition, dtd_identifier, security_type "
+                        "FROM information_schema.routines WHERE routine_schema=%s ORDER BY 1",
+            "triggers": "SELECT trigger_name, event_manipulation, event_object_table, action_timing, "
+                        "action_statement FROM information_schema.triggers WHERE trigger_schema=%s ORDER BY 1",
+            "views": "SELECT table_name, view_definition, security_type FROM information_schema.views "
+                     "WHERE table_schema=%s ORDER BY 1",
+            "events": "SELECT event_name, event_definition, interval_value, interval_field, status "
+                      "FROM information_schema.events WHERE event_schema=%s ORDER BY 1",
+        }
+        for name, query in queries.items():
+            cur.execute(query, (database,))
+            # View definitions name their schema; the restored copy lives under another name.
+            state[name] = [tuple(str(v).replace(f"`{database}`.", "`DB`.") if isinstance(v, str) else v for v in row)
+                           for row in cur.fetchall()]
+    return state
+
+
+@pytest.fixture(scope="session")
+def snapshot():
+    """snapshot(endpoint, database): every table's rows and every view, trigger, routine and event."""
+    return _snapshot

@@ -21,43 +21,12 @@ def _connect(endpoint, database):
                            database=database, charset="utf8mb4", autocommit=True)
 
 
-def _snapshot(endpoint, database) -> dict:
-    """Everything a user would call 'the database': rows of every table and every schema object."""
-    state: dict = {}
-    with contextlib.closing(_connect(endpoint, database)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema=%s AND "
-                    "table_type='BASE TABLE' ORDER BY 1", (database,))
-        for (table,) in cur.fetchall():
-            cur.execute("SELECT column_name, column_type FROM information_schema.columns WHERE table_schema=%s AND "
-                        "table_name=%s ORDER BY ordinal_position", (database, table))
-            columns = cur.fetchall()
-            order = ", ".join(f"`{c}`" for c, _ in columns)
-            cur.execute(f"SELECT * FROM `{table}` ORDER BY {order}")
-            state[f"table {table}"] = {"columns": columns, "rows": cur.fetchall()}
-        queries = {
-            "routines": "SELECT routine_name, routine_type, routine_definition, dtd_identifier, security_type "
-                        "FROM information_schema.routines WHERE routine_schema=%s ORDER BY 1",
-            "triggers": "SELECT trigger_name, event_manipulation, event_object_table, action_timing, "
-                        "action_statement FROM information_schema.triggers WHERE trigger_schema=%s ORDER BY 1",
-            "views": "SELECT table_name, view_definition, security_type FROM information_schema.views "
-                     "WHERE table_schema=%s ORDER BY 1",
-            "events": "SELECT event_name, event_definition, interval_value, interval_field, status "
-                      "FROM information_schema.events WHERE event_schema=%s ORDER BY 1",
-        }
-        for name, query in queries.items():
-            cur.execute(query, (database,))
-            # View definitions name their schema; the restored copy lives under another name.
-            state[name] = [tuple(str(v).replace(f"`{database}`.", "`DB`.") if isinstance(v, str) else v for v in row)
-                           for row in cur.fetchall()]
-    return state
-
-
-def test_f17_backup_restores_equal_with_standard_tools_only(lab, small_db, blob_service, tmp_path):
+def test_f17_backup_restores_equal_with_standard_tools_only(lab, small_db, blob_service, tmp_path, snapshot):
     primary, dr = get_endpoint("mysql_primary"), get_endpoint("mysql_dr")
     source_db = small_db[0]
     root = StorageUrl("wasb", "dr-backups", f"test-roundtrip-{uuid.uuid4().hex[:8]}")
     result = run_backup(BackupRequest(primary, source_db, root, datetime(2026, 11, 3, 3, tzinfo=UTC)), blob_service)
-    source = _snapshot(primary, source_db)
+    source = snapshot(primary, source_db)
     assert source["routines"] and source["triggers"] and source["views"] and source["events"]
     assert any(name == "table vet schedule" for name in source), "the table with a space is missing"
 
@@ -75,7 +44,7 @@ def test_f17_backup_restores_equal_with_standard_tools_only(lab, small_db, blob_
                                       f'zstd -dc "{dump}" | mysql --defaults-file="{cnf}" {target_db}'],
                                      capture_output=True, text=True, check=False)
         assert restore.returncode == 0, restore.stderr
-        restored = _snapshot(dr, target_db)
+        restored = snapshot(dr, target_db)
         assert restored.keys() == source.keys()
         for key in source:
             assert restored[key] == source[key], f"{key} differs after the round trip"

@@ -19,6 +19,7 @@ _STAMP = re.compile(r"^\d{8}T\d{6}Z$")
 CODEC_SUFFIX = {"zstd": ".sql.zst", "gzip": ".sql.gz"}
 MANIFEST = "manifest.json"
 LEASE = ".lease"
+IN_USE = ".inuse-"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class BackupLayout:
     @property
     def lease(self) -> StorageUrl:
         return self.base.join(LEASE)
+
+    def in_use(self, holder: str) -> StorageUrl:
+        """A reader's own lease target (one per restore target), so that readers do not block each other
+        while retention still sees the backup as in use."""
+        return self.base.join(f"{IN_USE}{holder}")
 
     @classmethod
     def from_manifest_url(cls, url: StorageUrl, codec: str = "zstd") -> BackupLayout:

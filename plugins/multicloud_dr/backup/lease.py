@@ -84,3 +84,9 @@ def is_leased(blob: BlobClient) -> bool:
     except HttpResponseError:
         return False
     return props.lease.state == "leased"
+
+
+def readers(container, layout) -> list[str]:
+    """Names of the backup's `.inuse-*` blobs currently leased: restores reading it right now."""
+    prefix = layout.base.join(".inuse-").path
+    return [b.name for b in container.list_blobs(name_starts_with=prefix) if b.lease.state == "leased"]

@@ -20,6 +20,7 @@ holds, and `apply_retention()` carries the plan out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
 
 from multicloud_dr.backup.layout import BackupLayout, StorageUrl, validate_database_name
-from multicloud_dr.backup.lease import is_leased
+from multicloud_dr.backup.lease import is_leased, readers
 from multicloud_dr.backup.store import BackupStore, ManifestRecord
 from multicloud_dr.exceptions import ConfigError, DrError
 from multicloud_dr.progress import MB
@@ -229,7 +230,7 @@ def plan_retention(store: BackupStore, root: StorageUrl, database: str, policy: 
     candidates = [Candidate.from_record(r) for r in records.values()]
     first = decide(candidates, now, policy)
     # Only backups that would be deleted need their lease looked at.
-    leased = {d.key for d in first if d.action == "delete" and is_leased(store.blob(_layout(records[d.key]).lease))}
+    leased = {d.key for d in first if d.action == "delete" and _in_use(store, _layout(records[d.key]))}
     decisions = decide(candidates, now, policy, leased) if leased else first
     if candidates and not any(c.status == "verified" for c in candidates):
         log.warning("retention %s: no verified backup under %s; only backups younger than %d days are kept",
@@ -270,12 +271,21 @@ def _inside(url: StorageUrl, base: StorageUrl) -> bool:
     return (url.scheme, url.bucket) == (base.scheme, base.bucket) and url.path.startswith(base.path + "/")
 
 
+def _in_use(store: BackupStore, layout: BackupLayout) -> bool:
+    """A writer holds `.lease`, or a restore holds one of the `.inuse-*` leases."""
+    return is_leased(store.blob(layout.lease)) or bool(readers(store.container, layout))
+
+
 def _delete_backup(store: BackupStore, record: ManifestRecord, result: RetentionResult) -> str:
     """Delete one backup under its lease. Returns "deleted", "gone", "in use" or "changed"."""
     layout = _layout(record)
     lease_blob = store.blob(layout.lease)
     lease = _take_lease(lease_blob)
     if lease is None:
+        return "in use"
+    if readers(store.container, layout):  # a restore started reading it since the plan
+        with contextlib.suppress(HttpResponseError):
+            lease.release()
         return "in use"
     removed = False
     remaining = [o.name for o in record.manifest.objects]
@@ -295,6 +305,8 @@ def _delete_backup(store: BackupStore, record: ManifestRecord, result: Retention
             else:
                 removed |= _delete(store.blob(url))
             remaining.remove(obj.name)
+        for blob in store.container.list_blobs(name_starts_with=layout.base.join(".inuse-").path):
+            removed |= _delete(store.container.get_blob_client(blob.name))
         lease_blob.delete_blob(lease=lease)
         lease = None
     except BaseException:

@@ -329,7 +329,11 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
 
     progress = Progress(f"restore {manifest.backup_id} -> {target}", manifest.bytes_raw)
     counters = {"bytes": 0, "raw": 0}
-    with BackupLease(store.blob(layout.lease), duration=request.lease_seconds, purpose="restore") as lease:
+    # Our own lease, one per target: retention sees the backup in use, other restores are not blocked,
+    # and two restores into the same target cannot run at once.
+    holder = hashlib.sha1(f"{request.target.host}:{request.target.port}/{target}".encode()).hexdigest()[:16]  # noqa: S324
+    with BackupLease(store.blob(layout.in_use(holder)), duration=request.lease_seconds,
+                     purpose=f"restore into {target}") as lease:
         state.set("loading")
         with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")  # a killed earlier run's leftovers
