@@ -94,8 +94,28 @@ def _demo(args: argparse.Namespace) -> int:
         for obj in summary["objects"]:
             print(f"          {obj['name']}  sha256 {obj['sha256'][:16]}...")
         print("restore:  zstd -dc <object> | mysql <database>   (README: restoring with standard tools)")
-    print(f"mysql_backup: {backup_run.state} in {time.monotonic() - t0:.1f} s")
-    return EXIT_OK if str(backup_run.state) == "success" else EXIT_PROBLEM
+    print(f"mysql_backup: {backup_run.state} in {time.monotonic() - t0:.1f} s\n")
+    if str(backup_run.state) != "success":
+        return EXIT_PROBLEM
+
+    print(f"demo: running DAG dr_restore_drill with Airflow (task logs: {log})", file=sys.stderr)
+    t0 = time.monotonic()
+    with airflow_run.output_to(log):
+        drill_run = airflow_run.run_dag("dr_restore_drill", dags)
+    results = airflow_run.task_results(drill_run)
+    for task_id, (state, _) in sorted(results.items()):
+        print(f"  {task_id:<32} {state}")
+    report = next((v for k, (_, v) in results.items() if k.endswith(".report") and v), None)
+    if report:
+        print(f"drill:    restored {report['backup_id']} into {report['scratch_database']} (dropped afterwards): "
+              f"{report['tables']} tables, {report['rows']:,} rows (manifest {report['manifest_rows']:,}), "
+              f"verified={report['verified']}")
+        print(f"          {report['seconds']:.1f} s, {report['rows_per_second']:,.0f} rows/s, "
+              f"{report['mb_per_second']:.1f} MB/s, database {report['database_size_bytes'] / 2**20:.1f} MB")
+        print(f"          {report.get('message', '')}")
+        print(json.dumps(report, indent=2, default=str))
+    print(f"dr_restore_drill: {drill_run.state} in {time.monotonic() - t0:.1f} s")
+    return EXIT_OK if str(drill_run.state) == "success" else EXIT_PROBLEM
 
 
 def _storage(conn_id: str):
@@ -248,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how soon a crashed restore into the same target can be run again")
     restore.set_defaults(func=_restore)
 
-    commands.add_parser("demo", help="bring the lab up, check it, and run the nightly backup DAG with Airflow") \
+    commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
         .set_defaults(func=_demo)
     return parser
 

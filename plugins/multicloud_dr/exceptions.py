@@ -12,9 +12,11 @@ class DrError(Exception):
 
 
 class InputError(DrError):
-    """Bad input or a missing prerequisite: retrying unchanged cannot help."""
+    """Bad input or a missing prerequisite: retrying unchanged cannot help (unless `retry_may_help`:
+    an unreachable server is reported like bad input by drctl, but may come back for a retry)."""
 
     exit_code = 2
+    retry_may_help = False
 
 
 class ConfigError(InputError):

@@ -23,7 +23,13 @@ from multicloud_dr.exceptions import InputError
 
 
 class SourceError(InputError):
-    """The source database cannot be backed up as asked (unreachable, unknown database, ...)."""
+    """The source database cannot be backed up as asked (unknown database, access denied, ...)."""
+
+
+class ServerUnreachableError(SourceError):
+    """The server did not answer: drctl says so like bad input, Airflow retries it."""
+
+    retry_may_help = True
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,8 @@ def connect(endpoint: Endpoint, database: str | None = None, **kwargs) -> pymysq
         if code in (1045, 1044):
             raise SourceError(f"access denied for {endpoint.login!r} on {endpoint.describe()}: "
                               f"check the connection's login and password") from None
-        raise SourceError(f"cannot reach MySQL at {endpoint.describe()}: {err.args[-1]}; check the host/port "
-                          f"and that the server is up") from None
+        raise ServerUnreachableError(f"cannot reach MySQL at {endpoint.describe()}: {err.args[-1]}; check the "
+                                     f"host/port and that the server is up") from None
 
 
 def server_now(endpoint: Endpoint):

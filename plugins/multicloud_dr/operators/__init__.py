@@ -18,6 +18,8 @@ def run_step(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except InputError as err:
+        if err.retry_may_help:
+            raise
         raise AirflowFailException(str(err)) from err
     except DrError:
         raise

@@ -323,7 +323,9 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
     with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
         existing = _table_names(cur, target) + _table_names(cur, target, "VIEW")
     previous = state.previous()
-    if existing and not request.replace and previous not in ("loading", "swapped", "failed"):
+    # Without --replace a target with tables is refused, unless it holds our own half-restored data
+    # (a restore that got past its swap and then stopped): that target is not usable anyway.
+    if existing and not request.replace and previous not in ("swapped", "broken"):
         raise TargetNotEmptyError(f"database {target} on {request.target.describe()} has {len(existing)} tables/views:"
                                   f" pass --replace to replace it, or restore under another name")
 
@@ -339,25 +341,32 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
             cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")  # a killed earlier run's leftovers
             cur.execute(f"DROP DATABASE IF EXISTS {_q(old)}")
             cur.execute(f"CREATE DATABASE {_q(loading)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        swapped = False
         try:
             post, binlog_off = _load(request, store, manifest, loading, progress, counters, lease)
             checks = {"data": _verify_tables(request.target, loading, manifest)}
             expected = _expected_objects(post)
             _swap(request.target, loading, target, old)
+            swapped = True
             state.set("swapped")
             _replay(request.target, target, post)
             with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
                 got = _object_counts(cur, target)
-                cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")
-                cur.execute(f"DROP DATABASE IF EXISTS {_q(old)}")
             if got != expected:
                 raise RestoreError(f"schema objects differ after the restore: {got} in {target}, {expected} in the "
                                    f"backup")
+            # Only now is the replaced data let go of (on any failure above it stays in the old database).
+            with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")
+                cur.execute(f"DROP DATABASE IF EXISTS {_q(old)}")
             checks["objects"] = got
             checks["binlog"] = "off" if binlog_off else "on"
         except BaseException as err:
             with contextlib.suppress(Exception):
-                state.set("failed", str(err))
+                # "broken": the target holds this restore's tables without all its objects: not usable.
+                state.set("broken" if swapped else "failed", str(err))
+            if swapped:
+                log.error("restore into %s failed after the swap: the replaced tables are kept in %s", target, old)
             with contextlib.suppress(Exception), contextlib.closing(_connect(request.target)) as conn, \
                     conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")
@@ -452,4 +461,12 @@ def _swap(endpoint: Endpoint, loading: str, target: str, old: str) -> None:
 def _replay(endpoint: Endpoint, database: str, post: list[bytes]) -> None:
     with contextlib.closing(_connect(endpoint, database)) as conn:
         for sql in post:
-            conn.query(sql)
+            try:
+                conn.query(sql)
+            except pymysql.err.OperationalError as err:
+                if err.args[0] in (1419, 1227, 1449):  # privileges for routines/triggers/DEFINER
+                    raise InputError(
+                        f"creating a view/trigger/routine/event failed: {err.args[1]}. The restoring account "
+                        f"needs SUPER (or log_bin_trust_function_creators=ON on the server, as on Azure MySQL "
+                        f"Flexible Server), and the DEFINER accounts must exist on the target") from None
+                raise
