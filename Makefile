@@ -56,6 +56,7 @@ test: install lint
 # Not part of `make test`: speed claims are measured here, as ratios, never asserted by timed tests.
 bench: install
 	$(BIN)/python bench/backup.py $(BENCH_ARGS)
+	$(BIN)/python bench/restore.py $(BENCH_ARGS)
 
 lab-up: install
 	$(BIN)/drctl lab up

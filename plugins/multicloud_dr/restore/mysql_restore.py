@@ -25,6 +25,7 @@ import queue
 import subprocess
 import tempfile
 import threading
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -176,7 +177,7 @@ class _Loader:
         while (sql := work.get()) is not None:
             if self.error is None:
                 try:
-                    conn.query(sql)
+                    _insert(conn, sql)
                 except BaseException as err:  # reported by put()/finish()
                     self.error = err
 
@@ -213,6 +214,21 @@ class _Loader:
         for conn in self.conns:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+def _insert(conn, sql: bytes, attempts: int = 6) -> None:
+    """One INSERT (autocommit: all or nothing). MariaDB loads the first rows into an empty table with
+    unique and foreign-key checks off under a table lock, so two connections starting on the same
+    empty table can deadlock (1213): the loser's statement was rolled back whole and is simply re-run."""
+    for attempt in range(1, attempts + 1):
+        try:
+            conn.query(sql)
+            return
+        except pymysql.err.OperationalError as err:
+            if err.args[0] not in (1213, 1205) or attempt == attempts:
+                raise
+            log.info("INSERT hit %s (attempt %d/%d): re-running it", err.args[1], attempt, attempts)
+            time.sleep(0.05 * attempt)
 
 
 def _table_names(cur, database: str, kind: str = "BASE TABLE") -> list[str]:
