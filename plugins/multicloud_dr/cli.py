@@ -50,72 +50,9 @@ def _lab_status(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """The lab, a check of every service through Airflow, then the nightly backup DAG, run by Airflow."""
-    from multicloud_dr.connectivity import PROBES, format_table
-    from multicloud_dr.lab import airflow_run
-    from multicloud_dr.lab.core import Lab
+    from multicloud_dr.lab.demo import run_demo
 
-    lab = Lab()
-    lab.up(report=lambda line: print(line, file=sys.stderr))
-    airflow_run.use_lab_environment(lab.settings)
-    print("demo: preparing Airflow's metadata DB (SQLite, in .lab/airflow)", file=sys.stderr)
-    airflow_run.migrate_metadata_db()
-    log = lab.settings.home / "demo.log"
-    dags = lab.settings.root / "dags"
-
-    print(f"demo: running DAG lab_service_check with Airflow (task logs: {log})", file=sys.stderr)
-    t0 = time.monotonic()
-    with airflow_run.output_to(log):
-        check_run = airflow_run.run_dag("lab_service_check", dags)
-    results = airflow_run.task_results(check_run)
-    rows = []
-    for service, (conn_id, _) in PROBES.items():
-        state, value = results.get(f"check_{service.replace('-', '_')}", ("missing", None))
-        rows.append(value or {"service": service, "conn_id": conn_id, "ok": False, "seconds": 0.0,
-                              "found": f"task {state}: see {log}"})
-    print(format_table(rows))
-    print(f"lab_service_check: {check_run.state}; {sum(r['ok'] for r in rows)}/{len(rows)} services ok "
-          f"in {time.monotonic() - t0:.1f} s\n")
-    if str(check_run.state) != "success":
-        return EXIT_PROBLEM
-
-    print(f"demo: running DAG mysql_backup with Airflow (task logs: {log})", file=sys.stderr)
-    t0 = time.monotonic()
-    with airflow_run.output_to(log):
-        backup_run = airflow_run.run_dag("mysql_backup", dags)
-    results = airflow_run.task_results(backup_run)
-    for task_id, (state, _) in sorted(results.items()):
-        print(f"  {task_id:<32} {state}")
-    summary = next((v for k, (_, v) in results.items() if k.endswith(".dump_and_upload") and v), None)
-    if summary:
-        print(f"backup:   {summary['manifest']}")
-        print(f"          {summary['bytes_raw'] / 2**20:.1f} MB of SQL -> {summary['bytes_stored'] / 2**20:.1f} MB "
-              f"{summary['codec']}, {summary['tables']} tables, {summary['rows']:,} rows, gtid {summary['gtid']}")
-        for obj in summary["objects"]:
-            print(f"          {obj['name']}  sha256 {obj['sha256'][:16]}...")
-        print("restore:  zstd -dc <object> | mysql <database>   (README: restoring with standard tools)")
-    print(f"mysql_backup: {backup_run.state} in {time.monotonic() - t0:.1f} s\n")
-    if str(backup_run.state) != "success":
-        return EXIT_PROBLEM
-
-    print(f"demo: running DAG dr_restore_drill with Airflow (task logs: {log})", file=sys.stderr)
-    t0 = time.monotonic()
-    with airflow_run.output_to(log):
-        drill_run = airflow_run.run_dag("dr_restore_drill", dags)
-    results = airflow_run.task_results(drill_run)
-    for task_id, (state, _) in sorted(results.items()):
-        print(f"  {task_id:<32} {state}")
-    report = next((v for k, (_, v) in results.items() if k.endswith(".report") and v), None)
-    if report:
-        print(f"drill:    restored {report['backup_id']} into {report['scratch_database']} (dropped afterwards): "
-              f"{report['tables']} tables, {report['rows']:,} rows (manifest {report['manifest_rows']:,}), "
-              f"verified={report['verified']}")
-        print(f"          {report['seconds']:.1f} s, {report['rows_per_second']:,.0f} rows/s, "
-              f"{report['mb_per_second']:.1f} MB/s, database {report['database_size_bytes'] / 2**20:.1f} MB")
-        print(f"          {report.get('message', '')}")
-        print(json.dumps(report, indent=2, default=str))
-    print(f"dr_restore_drill: {drill_run.state} in {time.monotonic() - t0:.1f} s")
-    return EXIT_OK if str(drill_run.state) == "success" else EXIT_PROBLEM
+    return EXIT_OK if run_demo() else EXIT_PROBLEM
 
 
 def _storage(conn_id: str):

@@ -79,14 +79,18 @@ class BackupLease:
 
 
 def is_leased(blob: BlobClient) -> bool:
+    """Leased or breaking. A missing blob is not leased; any other error is raised, never read as
+    "free" (retention would otherwise delete a backup a restore is reading)."""
     try:
         props = blob.get_blob_properties()
-    except HttpResponseError:
-        return False
-    return props.lease.state == "leased"
+    except HttpResponseError as err:
+        if err.status_code == 404:
+            return False
+        raise
+    return props.lease.state in ("leased", "breaking")
 
 
 def readers(container, layout) -> list[str]:
     """Names of the backup's `.inuse-*` blobs currently leased: restores reading it right now."""
     prefix = layout.base.join(".inuse-").path
-    return [b.name for b in container.list_blobs(name_starts_with=prefix) if b.lease.state == "leased"]
+    return [b.name for b in container.list_blobs(name_starts_with=prefix) if b.lease.state in ("leased", "breaking")]

@@ -112,13 +112,27 @@ def verify_backup(store: BackupStore, manifest_url: StorageUrl) -> VerifyResult:
     if not (status == "verified" and manifest.verification.status == "verified"):
         # A re-verification that finds the backup still good leaves the manifest as it is (a re-run of a
         # finished date writes nothing, F10); any change of verdict is recorded.
-        updated = manifest.model_copy(update={"verification": Verification(status=status, at=store.server_now(),
-                                                                          detail=detail[:2000])})
-        store.replace_manifest(record, updated)
+        _record_verdict(store, record, Verification(status=status, at=store.server_now(), detail=detail[:2000]))
     result = VerifyResult(str(manifest_url), status, detail, round(progress.seconds, 3), total)
     (log.info if status == "verified" else log.error)(
         "verify %s: %s in %.1f s (%.1f MB): %s", manifest.backup_id, status, progress.seconds, total / MB, detail)
     return result
+
+
+def _record_verdict(store: BackupStore, record: ManifestRecord, verdict: Verification, attempts: int = 4) -> None:
+    """Compare-and-set the verdict; a concurrent writer (a copy recording itself) means re-read and retry,
+    as long as the backup's objects are the ones that were checked."""
+    from multicloud_dr.backup.store import ConcurrentUpdateError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            store.replace_manifest(record, record.manifest.model_copy(update={"verification": verdict}))
+            return
+        except ConcurrentUpdateError:
+            fresh = store.read_manifest(record.url)
+            if attempt == attempts or fresh is None or fresh.manifest.objects != record.manifest.objects:
+                raise
+            record = fresh
 
 
 def latest_verified(store: BackupStore, root: StorageUrl, database: str) -> ManifestRecord:
