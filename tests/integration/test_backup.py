@@ -1,5 +1,5 @@
 """The nightly backup on the lab's real MariaDB and Azurite: one test per fault it must survive
-(ids from shared/FAULTS.md), each asserting what a user would check: is there exactly one complete,
+(fault ids F1-F25 as the issues cite them), each asserting what a user would check: is there exactly one complete,
 verifiable backup, or none at all, and was anything overwritten or leaked."""
 
 from __future__ import annotations
