@@ -20,7 +20,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from multicloud_dr.connectivity import PROBES
+from multicloud_dr.connectivity import PROBES, check_task_id
 
 
 @dag(
@@ -37,7 +37,7 @@ def lab_service_check():
     check_ids = []
     checks = []
     for service in PROBES:
-        task_id = f"check_{service.replace('-', '_')}"
+        task_id = check_task_id(service)
 
         @task(task_id=task_id, execution_timeout=timedelta(minutes=2))
         def check(service: str = service) -> dict:
@@ -50,11 +50,10 @@ def lab_service_check():
 
     @task(trigger_rule="all_done", retries=0)
     def report() -> list[dict]:
-        from multicloud_dr.connectivity import PROBES, format_table, summarize_checks
+        from multicloud_dr.connectivity import summarize_checks
 
         ti = get_current_context()["ti"]
-        pulled = {service: ti.xcom_pull(task_ids=task_id) for service, task_id in check_ids}
-        return summarize_checks(pulled, {s: conn_id for s, (conn_id, _) in PROBES.items()}, format_table)
+        return summarize_checks({service: ti.xcom_pull(task_ids=task_id) for service, task_id in check_ids})
 
     checks >> report()
 

@@ -121,18 +121,28 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                      for row in [header, *body])
 
 
-def summarize_checks(pulled: dict[str, dict | None], conn_ids: dict[str, str],
-                     table: Callable[[list[dict[str, Any]]], str] = format_table) -> list[dict[str, Any]]:
-    """Rows for every service (a check that failed left no result); raises if any check failed,
-    so that a report at the end of a run never turns a failed run green."""
+def check_task_id(service: str) -> str:
+    """The task that probes `service` in lab_service_check (the DAG, the demo and the tests agree)."""
+    return f"check_{service.replace('-', '_')}"
+
+
+def check_rows(found: dict[str, dict | None], missing: str = "check failed: see its task log") -> list[dict[str, Any]]:
+    """One row per service in PROBES; a check that left no result becomes a failed row saying `missing`."""
+    return [found.get(service) or {"service": service, "conn_id": conn_id, "ok": False, "seconds": 0.0,
+                                   "found": missing}
+            for service, (conn_id, _) in PROBES.items()]
+
+
+def summarize_checks(found: dict[str, dict | None]) -> list[dict[str, Any]]:
+    """Rows for every service; raises if any check failed, so that a report at the end of a run never
+    turns a failed run green."""
     import logging
 
-    rows = [pulled[s] or {"service": s, "conn_id": conn_ids[s], "ok": False, "seconds": 0.0,
-                          "found": "check failed: see its task log"} for s in pulled]
-    logging.getLogger(__name__).info("service check:\n%s", table(rows))
+    from multicloud_dr.exceptions import DrError
+
+    rows = check_rows(found)
+    logging.getLogger(__name__).info("service check:\n%s", format_table(rows))
     failed = [r["service"] for r in rows if not r["ok"]]
     if failed:
-        from multicloud_dr.exceptions import DrError
-
         raise DrError(f"{len(failed)} of {len(rows)} services failed their check: {', '.join(failed)}")
     return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from multicloud_dr.connectivity import PROBES
+from multicloud_dr.connectivity import PROBES, check_task_id
 from multicloud_dr.lab.airflow_run import run_dag, task_results
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -16,7 +16,7 @@ def test_every_lab_service_is_checked_through_its_connection(airflow_db):
     assert str(dag_run.state) == "success", results
     found = {}
     for service in PROBES:
-        state, value = results[f"check_{service.replace('-', '_')}"]
+        state, value = results[check_task_id(service)]
         assert state == "success" and value["ok"], (service, state, value)
         found[service] = value["found"]
     assert "replica io=Yes sql=Yes" in found["mysql-replica"]
@@ -35,7 +35,7 @@ def test_an_unreachable_service_fails_its_task_and_the_run(airflow_db, monkeypat
     assert str(dag_run.state) == "failed"
     assert results["check_mysql_dr"][0] == "failed"
     assert results["report"][0] == "failed"
-    assert all(results[f"check_{s.replace('-', '_')}"][0] == "success" for s in PROBES if s != "mysql-dr")
+    assert all(results[check_task_id(s)][0] == "success" for s in PROBES if s != "mysql-dr")
 
 
 def test_runs_under_the_real_scheduler(airflow_standalone):

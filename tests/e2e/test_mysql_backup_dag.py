@@ -22,7 +22,7 @@ DAGS = ROOT / "dags"
 
 
 @pytest.fixture
-def topology(tmp_path, monkeypatch):
+def topology(tmp_path, monkeypatch, delete_blob_prefix):
     """The shipped topology with this test's own storage prefixes."""
     data = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -32,7 +32,8 @@ def topology(tmp_path, monkeypatch):
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("MULTICLOUD_DR_TOPOLOGY", str(path))
-    return data, prefix
+    yield data, prefix
+    delete_blob_prefix(blob_service_client(get_endpoint("azure_blob_dr")), StorageUrl("wasb", "dr-backups", prefix))
 
 
 def _azure_blobs(prefix: str) -> dict[str, str]:

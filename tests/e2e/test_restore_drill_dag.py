@@ -47,7 +47,7 @@ def _leftovers(scratch: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def verified_backup(lab):
+def verified_backup(lab, delete_blob_prefix):
     """A verified backup of the lab's petclinic in a prefix of its own, deleted afterwards."""
     service = blob_service_client(get_endpoint("azure_blob_dr"))
     root = StorageUrl("wasb", CONTAINER, f"e2e-drill-{uuid.uuid4().hex[:8]}")
@@ -56,12 +56,7 @@ def verified_backup(lab):
     store = BackupStore(service, CONTAINER)
     assert verify_backup(store, result.manifest_url).status == "verified"
     yield root, result.manifest_url, store
-    container = service.get_container_client(CONTAINER)
-    for blob in container.list_blobs(name_starts_with=root.path + "/"):
-        with contextlib.suppress(Exception):
-            container.get_blob_client(blob.name).break_lease(lease_break_period=0)
-        with contextlib.suppress(Exception):
-            container.delete_blob(blob.name)
+    delete_blob_prefix(service, root)
 
 
 @pytest.fixture

@@ -139,16 +139,11 @@ def blob_service(lab):
 
 
 @pytest.fixture
-def backup_root(blob_service):
+def backup_root(blob_service, delete_blob_prefix):
     """A fresh wasb:// prefix for one test, emptied afterwards."""
     root = StorageUrl("wasb", CONTAINER, f"test-{uuid.uuid4().hex[:10]}")
     yield root
-    container = blob_service.get_container_client(CONTAINER)
-    for blob in container.list_blobs(name_starts_with=root.path + "/"):
-        with contextlib.suppress(Exception):
-            container.get_blob_client(blob.name).break_lease(lease_break_period=0)
-        with contextlib.suppress(Exception):
-            container.delete_blob(blob.name)
+    delete_blob_prefix(blob_service, root)
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ def _connect(endpoint, database):
                            database=database, charset="utf8mb4", autocommit=True)
 
 
-def test_f17_backup_restores_equal_with_standard_tools_only(lab, small_db, blob_service, tmp_path, snapshot):
+def test_f17_backup_restores_equal_with_standard_tools_only(lab, small_db, blob_service, tmp_path, snapshot,
+                                                            delete_blob_prefix):
     primary, dr = get_endpoint("mysql_primary"), get_endpoint("mysql_dr")
     source_db = small_db[0]
     root = StorageUrl("wasb", "dr-backups", f"test-roundtrip-{uuid.uuid4().hex[:8]}")
@@ -54,9 +55,6 @@ def test_f17_backup_restores_equal_with_standard_tools_only(lab, small_db, blob_
     finally:
         with contextlib.closing(_connect(dr, None)) as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {target_db}")
-        container = blob_service.get_container_client("dr-backups")
-        for blob in container.list_blobs(name_starts_with=root.path + "/"):
-            with contextlib.suppress(Exception):
-                container.delete_blob(blob.name)
+        delete_blob_prefix(blob_service, root)
 
 

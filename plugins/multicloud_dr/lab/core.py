@@ -134,7 +134,8 @@ class Lab:
             conn_ids.env_var_name(conn_ids.AZURE_BLOB_DR): json.dumps(
                 {"conn_type": "wasb", "extra": {"connection_string": azure}}),
             conn_ids.env_var_name(conn_ids.AWS_PRIMARY): json.dumps(
-                {"conn_type": "aws", "login": "testing", "password": "testing",
+                {"conn_type": "aws", "login": seed.AWS_LAB_CREDENTIALS["aws_access_key_id"],
+                 "password": seed.AWS_LAB_CREDENTIALS["aws_secret_access_key"],
                  "extra": {"endpoint_url": aws, "region_name": seed.AWS_REGION}}),
             conn_ids.env_var_name(conn_ids.GCS_DR): json.dumps(
                 {"conn_type": "google_cloud_platform", "extra": {"project": "lab", "endpoint_url": gcs}}),

@@ -38,7 +38,7 @@ def _returned(results: dict[str, Any], suffix: str) -> dict | None:
 
 
 def run_demo() -> bool:
-    from multicloud_dr.connectivity import PROBES, format_table
+    from multicloud_dr.connectivity import PROBES, check_rows, check_task_id, format_table
 
     lab = Lab()
     lab.up(report=_say)
@@ -49,11 +49,8 @@ def run_demo() -> bool:
     dags = lab.settings.root / "dags"
 
     check_run, results, seconds = _run("lab_service_check", dags, log)
-    rows = []
-    for service, (conn_id, _) in PROBES.items():
-        state, value = results.get(f"check_{service.replace('-', '_')}", ("missing", None))
-        rows.append(value or {"service": service, "conn_id": conn_id, "ok": False, "seconds": 0.0,
-                              "found": f"task {state}: see {log}"})
+    rows = check_rows({service: results.get(check_task_id(service), (None, None))[1] for service in PROBES},
+                      missing=f"check failed: see {log}")
     print(format_table(rows))
     print(f"lab_service_check: {check_run.state}; {sum(r['ok'] for r in rows)}/{len(rows)} services ok "
           f"in {seconds:.1f} s\n")

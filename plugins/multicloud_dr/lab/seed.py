@@ -78,9 +78,13 @@ def seed_gcs(endpoint: str) -> None:
 
 
 def aws_client(service: str, endpoint: str):
-    import boto3
+    """moto through the same client builder the DAGs use for an `aws` connection."""
+    from multicloud_dr.clouds import aws
+    from multicloud_dr.connections import Endpoint
 
-    return boto3.client(service, endpoint_url=endpoint, region_name=AWS_REGION, **AWS_LAB_CREDENTIALS)
+    return aws.aws_client(Endpoint("aws", login=AWS_LAB_CREDENTIALS["aws_access_key_id"],
+                                   password=AWS_LAB_CREDENTIALS["aws_secret_access_key"],
+                                   extra={"endpoint_url": endpoint, "region_name": AWS_REGION}), service)
 
 
 def seed_aws(endpoint: str, mysql_primary_port: int, mysql_dr_port: int, secret_payload: dict) -> AwsSeed:
