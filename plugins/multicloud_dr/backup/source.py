@@ -47,11 +47,12 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
 
 
-def connect(endpoint: Endpoint, database: str | None = None, **kwargs) -> pymysql.connections.Connection:
+def connect(endpoint: Endpoint, database: str | None = None, connect_timeout: int = 10,
+            **kwargs) -> pymysql.connections.Connection:
     try:
         return pymysql.connect(host=endpoint.host or "127.0.0.1", port=endpoint.port or 3306,
                                user=endpoint.login, password=endpoint.password or "", database=database,
-                               charset="utf8mb4", connect_timeout=10, autocommit=True, **kwargs)
+                               charset="utf8mb4", connect_timeout=connect_timeout, autocommit=True, **kwargs)
     except pymysql.err.OperationalError as err:
         code = err.args[0]
         if code == 1049:

@@ -179,13 +179,22 @@ def _seed_secret(secretsmanager, payload: dict) -> str:
         return secretsmanager.put_secret_value(SecretId=SECRET_NAME, SecretString=body)["ARN"]
 
 
+# A DMS task publishes its CDC latency every minute for as long as it runs. moto holds only what it
+# is given, so the lab gives it a point per minute from a few minutes ago to a week ahead: a check
+# run at any time while the lab is up finds "recent" points, as it would against AWS.
+CDC_LATENCY_SECONDS = {"CDCLatencySource": 1.0, "CDCLatencyTarget": 2.0}
+CDC_PUBLISH_AHEAD = timedelta(days=7)
+
+
 def _seed_cloudwatch(cloudwatch) -> None:
-    """Recent CDC latency points for the DMS task, as AWS publishes them (seconds, per minute)."""
-    now = datetime.now(UTC)
+    """CDC latency points for the DMS task, as AWS publishes them (seconds, one per minute)."""
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    minutes = int(CDC_PUBLISH_AHEAD.total_seconds() // 60)
     data = [
-        {"MetricName": name, "Timestamp": now - timedelta(minutes=m), "Value": value, "Unit": "Seconds",
+        {"MetricName": name, "Timestamp": start + timedelta(minutes=m), "Value": value, "Unit": "Seconds",
          "Dimensions": [{"Name": "ReplicationInstanceIdentifier", "Value": DMS_INSTANCE},
                         {"Name": "ReplicationTaskIdentifier", "Value": DMS_TASK}]}
-        for m in range(5) for name, value in (("CDCLatencySource", 1.0), ("CDCLatencyTarget", 2.0))
+        for m in range(minutes) for name, value in CDC_LATENCY_SECONDS.items()
     ]
-    cloudwatch.put_metric_data(Namespace="AWS/DMS", MetricData=data)
+    for i in range(0, len(data), 1000):   # PutMetricData takes at most 1,000 points per call
+        cloudwatch.put_metric_data(Namespace="AWS/DMS", MetricData=data[i:i + 1000])
