@@ -147,6 +147,33 @@ def _restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _replication_check(args: argparse.Namespace) -> int:
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.replication.health import check_all, plan_checks
+
+    topology = load_topology()
+    specs = plan_checks(topology)
+    if args.only:
+        unknown = set(args.only) - {s["name"] for s in specs}
+        if unknown:
+            raise InputError(f"no check named {', '.join(sorted(unknown))}; the topology has: "
+                             f"{', '.join(s['name'] for s in specs)}")
+        specs = [s for s in specs if s["name"] in args.only]
+    report = check_all(topology, specs)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(f"{'CHECK':<30} {'STATUS':<7} {'VALUE':>10} {'THRESHOLD':>10}  DETAIL")
+        for c in report.checks:
+            value = "-" if c.value is None else f"{c.value:g}"
+            threshold = "-" if c.threshold is None else f"{c.threshold:g}"
+            print(f"{c.name:<30} {c.status:<7} {value:>10} {threshold:>10}  {c.detail}")
+        rpo = "unknown" if report.rpo_seconds is None else f"{report.rpo_seconds:g} s"
+        print(f"current achievable RPO: {rpo} (target {report.rpo_target_seconds:g} s): {report.status}, "
+              f"{len(report.checks)} checks in {report.seconds:.2f} s")
+    return report.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--lease-seconds", type=int, default=60, choices=range(15, 61), metavar="15..60",
                          help="how soon a crashed restore into the same target can be run again")
     restore.set_defaults(func=_restore)
+
+    replication = commands.add_parser("replication", help="replication health and the current achievable RPO")
+    replication_commands = replication.add_subparsers(dest="replication_command", required=True)
+    check = replication_commands.add_parser(
+        "check", help="run every replication check of the topology (exit 0 ok, 1 a breach, 2 a check cannot run)")
+    check.add_argument("--json", action="store_true", help="one JSON object: rpo_seconds and checks[]")
+    check.add_argument("--only", action="append", metavar="NAME", help="run only this check (repeatable)")
+    check.set_defaults(func=_replication_check)
 
     commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
         .set_defaults(func=_demo)

@@ -11,6 +11,7 @@ if it still differs after `rechecks` rounds. A report names the table and the ke
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ import pymysql
 from multicloud_dr.backup.source import connect
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import InputError
-from multicloud_dr.replication.result import BREACH, OK, CheckResult
+from multicloud_dr.replication.result import BREACH, ERROR, OK, CheckResult
 from multicloud_dr.sql import query
 
 SQL = "checksum_mysql.sql"
@@ -84,7 +85,7 @@ def chunks_of(cur, database: str, shape: TableShape, chunk_rows: int) -> list[Ch
         return [Chunk(shape.name, shape.key, None, None)]
     # The first chunk is open below and the last open above, so rows outside the primary's range count too.
     edges = [None, *bounds[1:], None]
-    return [Chunk(shape.name, shape.key, low, high) for low, high in zip(edges, edges[1:], strict=False)]
+    return [Chunk(shape.name, shape.key, low, high) for low, high in itertools.pairwise(edges)]
 
 
 def checksum(cur, database: str, shape: TableShape, chunk: Chunk) -> tuple[int, str]:
@@ -136,23 +137,30 @@ def check_consistency(name: str, primary: Endpoint, replica: Endpoint, database:
                 if ours != theirs:
                     suspects.append((shape, chunk, ours, theirs))
         in_flight = len(suspects)
+        caught_up = True
         for _ in range(rechecks):
             if not suspects:
                 break
             caught_up = catch_up(pcur, rcur, flavor)
+            if not caught_up:   # the replica is behind: its lag check says so; the data cannot be judged now
+                break
             still = []
             for shape, chunk, _ours, _theirs in suspects:
                 ours, theirs = _compare(pcur, rcur, database, shape, chunk)
                 if ours != theirs:
                     still.append((shape, chunk, ours, theirs))
             suspects = still
-            if not caught_up:   # the replica is behind: its lag check says so; do not blame the data
-                break
     differing = [{"chunk": chunk.describe(), "primary_rows": ours[0], "replica_rows": theirs[0],
                   "primary_checksum": ours[1], "replica_checksum": theirs[1]}
                  for _shape, chunk, ours, theirs in suspects]
     facts = {"chunks": compared, "rows": rows, "tables": len(tables), "rechecked": in_flight,
              "differing": differing}
+    if differing and not caught_up:
+        return CheckResult(name, ERROR, None, 0,
+                           f"{database}: {len(differing)} chunk(s) differ (first: {differing[0]['chunk']}) but the "
+                           f"replica did not catch up with the primary within {GTID_WAIT_SECONDS} s, so they may "
+                           f"still be in flight: see the replica's lag; re-checked next run", unit="chunks",
+                           facts=facts)
     if differing:
         first = differing[0]
         more = f" (and {len(differing) - 1} more chunks)" if len(differing) > 1 else ""

@@ -60,7 +60,9 @@ class DmsClients:
 
 def latest_metric(cloudwatch, metric: str, instance_id: str, task_id: str, now: datetime) -> float | None:
     response = cloudwatch.get_metric_statistics(
-        Namespace="AWS/DMS", MetricName=metric, StartTime=now - METRIC_WINDOW, EndTime=now, Period=60,
+        # The Date header has whole seconds: end a minute later so the current minute's point is not cut off.
+        Namespace="AWS/DMS", MetricName=metric, StartTime=now - METRIC_WINDOW, EndTime=now + timedelta(minutes=1),
+        Period=60,
         Statistics=["Maximum"],
         Dimensions=[{"Name": "ReplicationInstanceIdentifier", "Value": instance_id},
                     {"Name": "ReplicationTaskIdentifier", "Value": task_id}])

@@ -30,7 +30,7 @@ def check_backup_freshness(name: str, store: BackupStore, root: StorageUrl, data
               "gtid": newest.manifest.gtid}
     detail = f"newest verified backup {newest.manifest.backup_id} is {_age(age)} old ({newest.url})"
     if age > threshold:
-        detail += f"; the nightly backup has not succeeded since: see the mysql_backup DAG's runs"
+        detail += "; the nightly backup has not succeeded since: see the mysql_backup DAG's runs"
     return judge(name, age, threshold, detail, facts=facts)
 
 

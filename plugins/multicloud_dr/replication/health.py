@@ -89,7 +89,7 @@ def run_check(spec: CheckSpec) -> CheckResult:
     started = time.monotonic()
     try:
         result = _run(spec)
-    except Exception as err:  # noqa: BLE001 (every failure becomes a named result; see docstring)
+    except Exception as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if not isinstance(err, DrError):
             message = f"{type(err).__name__}: {message}"
@@ -107,3 +107,14 @@ def check_all(topology: Topology, specs: list[CheckSpec] | None = None) -> Healt
     with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
         results = list(pool.map(run_check, specs))
     return summarize(results, topology.targets.rpo_seconds, measured_at, time.monotonic() - started)
+
+
+def report_from_results(specs: list[CheckSpec], results: list[dict | None], rpo_target_seconds: float,
+                        measured_at: str, seconds: float = 0.0) -> HealthReport:
+    """The report from results gathered elsewhere (the DAG's mapped tasks); a check with no result (its
+    task crashed or was killed before reporting) counts as one that could not run."""
+    by_name = {r["name"]: CheckResult.from_dict(r) for r in results if r}
+    checks = [by_name.get(spec["name"]) or CheckResult(spec["name"], ERROR, None, spec.get("threshold"),
+                                                       "cannot run: the check's task ended without a result "
+                                                       "(see its log)") for spec in specs]
+    return summarize(checks, rpo_target_seconds, measured_at, seconds)

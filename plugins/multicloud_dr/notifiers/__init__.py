@@ -1,0 +1,1 @@
+"""Airflow notifiers: how a breach or a failure reaches people."""

@@ -1,0 +1,149 @@
+"""replication_health run by Airflow (`dag.test()`) on the lab: every check mapped, the RPO recorded as
+an asset event (the history), and a breach failing the run and notifying by e-mail through the SMTP
+provider's notifier to a real SMTP server started by the test (aiosmtpd on loopback)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import uuid
+from datetime import UTC, datetime
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+import yaml
+
+from multicloud_dr.backup.layout import StorageUrl
+from multicloud_dr.connections import get_endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+CHECKS = {"mysql_replica/petclinic", "consistency/petclinic", "postgres_standby/petclinic", "dms/petclinic-cdc",
+          "backup_freshness/petclinic"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def smtp_server():
+    """A real SMTP server on loopback that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received: list = []
+
+    class Keep(Message):
+        def handle_message(self, message) -> None:
+            received.append(message)
+
+        def prepare_message(self, session, envelope):
+            return message_from_bytes(envelope.content)
+
+    controller = Controller(Keep(), hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    yield controller.port, received
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def verified_backup(lab, delete_blob_prefix):
+    from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
+    from multicloud_dr.backup.store import BackupStore
+    from multicloud_dr.backup.verify import verify_backup
+    from multicloud_dr.clouds.azure import blob_service_client
+
+    service = blob_service_client(get_endpoint("azure_blob_dr"))
+    root = StorageUrl("wasb", "dr-backups", f"e2e-health-{uuid.uuid4().hex[:8]}")
+    result = run_backup(BackupRequest(source=get_endpoint("mysql_primary"), database="petclinic", root=root,
+                                      logical_date=datetime(2026, 11, 22, 3, 0, tzinfo=UTC)), service)
+    assert verify_backup(BackupStore(service, "dr-backups"), result.manifest_url).status == "verified"
+    yield root
+    delete_blob_prefix(service, root)
+
+
+@pytest.fixture
+def health_topology(verified_backup, smtp_server, tmp_path, monkeypatch):
+    port, received = smtp_server
+    data = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
+    data["backup"]["location"] = str(verified_backup)
+    data["replication"]["notify"] = {"smtp_conn_id": "smtp_dr", "email_to": ["oncall@example.com"],
+                                     "email_from": "dr@example.com"}
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MULTICLOUD_DR_TOPOLOGY", str(path))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DR", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "dr@example.com", "retry_limit": 0}}))
+    received.clear()
+    return received
+
+
+def _states(dag_run) -> dict[str, str]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"):
+                str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+
+
+def _asset_events(dag_run) -> list[dict]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dag_run.run_id)).all()
+        return [dict(e.extra) for e in events]
+
+
+def _run(logical_date: datetime):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / "replication_health.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["replication_health"]
+    for each in dag.tasks:
+        each.retries = 0   # a check that cannot run would otherwise wait for its retry
+    return dag.test(logical_date=logical_date)
+
+
+def test_healthy_lab_records_the_rpo_as_an_asset_event(airflow_db, health_topology):
+    dag_run = _run(datetime(2026, 11, 22, 6, 0, tzinfo=UTC))
+    states = _states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert {f"check[{name}]" for name in CHECKS} <= states.keys(), states   # one mapped task per check
+    [event] = _asset_events(dag_run)
+    assert event["status"] == "ok" and isinstance(event["rpo_seconds"], float | int)
+    assert {c["name"] for c in event["checks"]} == CHECKS
+    assert health_topology == [], "no breach, so no e-mail"
+
+
+def test_a_breach_fails_only_its_check_and_notifies_by_email(lab, airflow_db, health_topology):
+    with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
+        cur.execute("STOP SLAVE SQL_THREAD")
+        try:
+            dag_run = _run(datetime(2026, 11, 22, 6, 5, tzinfo=UTC))
+        finally:
+            cur.execute("START SLAVE SQL_THREAD")
+    states = _states(dag_run)
+    assert str(dag_run.state) == "failed", states
+    assert states["check[mysql_replica/petclinic]"] == "failed"
+    for other in CHECKS - {"mysql_replica/petclinic"}:
+        assert states[f"check[{other}]"] == "success", (other, states)   # one failing check hides no other
+    assert states["rpo"] == "success" and states["alert"] == "failed"
+
+    [event] = _asset_events(dag_run)
+    assert event["status"] == "breach"
+    breached = {c["name"]: c for c in event["checks"] if c["status"] == "breach"}
+    assert list(breached) == ["mysql_replica/petclinic"]
+
+    [mail] = health_topology
+    assert mail["To"] == "oncall@example.com" and "replication breach in lab" in mail["Subject"]
+    body = mail.get_payload(0).get_payload(decode=True).decode() if mail.is_multipart() else mail.get_payload()
+    assert "mysql_replica/petclinic breach" in body and "SQL thread not running" in body
