@@ -81,6 +81,34 @@ def test_f17_restore_equals_the_source(small_db, backup_root, blob_service, stor
     assert not {scratch_name(target_name, "restore"), scratch_name(target_name, "old")} & _databases(dr)
 
 
+def test_f17_data_that_differs_from_the_manifest_fails_before_the_target_is_touched(
+        small_db, backup_root, blob_service, store, dr, target_name):
+    """The manifest is the reference: here it claims one more row in `visits` than the dump holds (as if
+    a row had been lost on the way). The restore must refuse to swap and say which table differs."""
+    from multicloud_dr.restore.mysql_restore import RestoreError
+
+    record = _verified_backup(small_db[0], backup_root, blob_service, store, day=5)
+    manifest = record.manifest.model_copy(deep=True)
+    manifest.tables["visits"].rows += 1
+    store.replace_manifest(record, manifest)
+    record = store.read_manifest(record.url)
+    with pytest.raises(RestoreError, match=r"visits: \d+ rows restored, \d+ in the backup"):
+        run_restore(RestoreRequest(dr, target_name, jobs=3), store, record)
+    assert target_name not in _databases(dr), "a restore that failed verification created the target"
+    assert restore_status(dr, target_name)["status"] == "failed"
+
+
+def test_parallel_verification_reads_the_same_checksums_as_one_dump(small_db):
+    """Verification dumps groups of tables side by side; each table's rows and CRC must equal what one
+    whole-database dump gives (the backup's way of computing them)."""
+    from multicloud_dr.restore.mysql_restore import _checksums
+
+    primary = get_endpoint("mysql_primary")
+    together = _checksums(primary, small_db[0], jobs=1)
+    apart = _checksums(primary, small_db[0], jobs=3)
+    assert len(together) >= 8 and apart == together
+
+
 def test_a_non_empty_target_needs_replace_and_replace_swaps_it(small_db, backup_root, blob_service, store, dr,
                                                                target_name, snapshot):
     record = _verified_backup(small_db[0], backup_root, blob_service, store)
