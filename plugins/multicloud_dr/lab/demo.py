@@ -82,5 +82,16 @@ def run_demo() -> bool:
               f"{report['mb_per_second']:.1f} MB/s, database {report['database_size_bytes'] / MB:.1f} MB")
         print(f"          {report.get('message', '')}")
         print(json.dumps(report, indent=2, default=str))
-    print(f"dr_restore_drill: {drill_run.state} in {seconds:.1f} s")
-    return str(drill_run.state) == "success"
+    print(f"dr_restore_drill: {drill_run.state} in {seconds:.1f} s\n")
+    if str(drill_run.state) != "success":
+        return False
+
+    health_run, results, seconds = _run("replication_health", dags, log)
+    summary = results.get("rpo", (None, None))[1]
+    if summary:
+        for check in summary["checks"]:
+            value = "-" if check["value"] is None else f"{check['value']:g}"
+            print(f"  {check['name']:<30} {check['status']:<7} {value:>8}  {check['detail']}")
+        print(f"current achievable RPO: {summary['rpo_seconds']} s (target {summary['rpo_target_seconds']} s)")
+    print(f"replication_health: {health_run.state} in {seconds:.1f} s")
+    return str(health_run.state) == "success"
