@@ -24,6 +24,7 @@ help:
 	@echo "make lab-up | lab-down | lab-status | airflow"
 
 install: system-packages $(INSTALLED) $(AZURITE)
+	@scripts/install-checkov.sh
 
 system-packages:
 	@scripts/install-system-packages.sh $(DEBIAN_PACKAGES)

@@ -1,0 +1,56 @@
+# azure/staging - staging: production-like topology at reduced size.
+environment = "staging"
+location    = "westeurope"
+
+address_space = "10.120.0.0/16"
+
+subnet_cidrs = {
+  aks               = "10.120.0.0/20"
+  ingress           = "10.120.16.0/27"
+  app_gateway       = "10.120.17.0/24"
+  mysql             = "10.120.18.0/24"
+  private_endpoints = "10.120.19.0/24"
+  gateway           = "10.120.20.0/27"
+}
+
+storage_account_name     = "stmcdrstagingbackups"
+storage_replication_type = "GZRS"
+
+app_hostname              = "app.staging.example.com"
+tls_certificate_secret_id = "https://kvmcdrstagingdr.vault.azure.net/secrets/app-tls"
+
+# The pre-shared key comes from TF_VAR_vpn_preshared_key.
+enable_vpn = true
+
+aks_sku_tier = "Standard"
+
+system_node_pool = {
+  vm_size   = "Standard_D2s_v5"
+  min_count = 2
+  max_count = 3
+}
+
+web_node_pool = {
+  vm_size   = "Standard_D4s_v5"
+  min_count = 2
+  max_count = 4
+}
+
+app_node_pool = {
+  vm_size   = "Standard_D4s_v5"
+  min_count = 2
+  max_count = 6
+}
+
+app_gateway_capacity = {
+  min = 1
+  max = 5
+}
+
+mysql = {
+  sku_name              = "GP_Standard_D2ds_v4"
+  storage_gb            = 128
+  high_availability     = true
+  geo_redundant_backup  = true
+  backup_retention_days = 7
+}
