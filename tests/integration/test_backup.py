@@ -252,7 +252,9 @@ def test_f4_cut_copy_with_a_matching_hash_is_still_rejected(primary, small_db, b
     data = _data_blob(store, newer).download_blob().readall()
     cut = data[: len(data) // 2]
     _replace_data(store, newer, cut)
-    obj = record.manifest.objects[0].model_copy(update={"bytes": len(cut), "sha256": hashlib.sha256(cut).hexdigest()})
+    # (its segments dropped too: a manifest whose segments do not tile the object does not even parse)
+    obj = record.manifest.objects[0].model_copy(update={"bytes": len(cut), "sha256": hashlib.sha256(cut).hexdigest(),
+                                                        "segments": []})
     store.replace_manifest(record, record.manifest.model_copy(update={"objects": [obj]}))
     verdict = verify_backup(store, newer.manifest_url)
     assert verdict.status == "failed" and ("ends early" in verdict.detail or "footer" in verdict.detail), verdict

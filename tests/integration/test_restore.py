@@ -71,14 +71,29 @@ def _verified_backup(database, backup_root, blob_service, store, day=1):
 
 def test_f17_restore_equals_the_source(small_db, backup_root, blob_service, store, dr, target_name, snapshot):
     record = _verified_backup(small_db[0], backup_root, blob_service, store)
+    assert len(record.manifest.objects[0].segments) == len(record.manifest.tables) + 1
     result = run_restore(RestoreRequest(dr, target_name, jobs=3), store, record)
     assert result.verified and result.rows == record.manifest.total_rows
+    assert result.checks["load"] == "segments"   # the tables' sections loaded side by side
     assert result.checks["objects"] == {"views": 1, "triggers": 1, "routines": 2, "events": 1}
     source, restored = snapshot(get_endpoint("mysql_primary"), small_db[0]), snapshot(dr, target_name)
     for key in source:
         assert restored[key] == source[key], f"{key} differs after the restore"
     assert restore_status(dr, target_name)["status"] == "complete"
     assert not {scratch_name(target_name, "restore"), scratch_name(target_name, "old")} & _databases(dr)
+
+
+def test_f17_a_gzip_backup_restores_from_one_stream(small_db, backup_root, blob_service, store, dr, target_name,
+                                                  snapshot):
+    """gzip backups (and backups made before segments) have no segments: the one-stream path loads them."""
+    result = run_backup(BackupRequest(get_endpoint("mysql_primary"), small_db[0], backup_root,
+                                      datetime(2026, 11, 6, 3, tzinfo=UTC), codec="gzip"), blob_service)
+    assert verify_backup(store, result.manifest_url).status == "verified"
+    record = store.read_manifest(result.manifest_url)
+    assert record.manifest.objects[0].segments == []
+    restored = run_restore(RestoreRequest(dr, target_name, jobs=3), store, record)
+    assert restored.verified and restored.checks["load"] == "stream"
+    assert snapshot(dr, target_name) == snapshot(get_endpoint("mysql_primary"), small_db[0])
 
 
 def test_f17_data_that_differs_from_the_manifest_fails_before_the_target_is_touched(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from multicloud_dr.exceptions import InputError
 
@@ -21,12 +21,35 @@ class ManifestError(InputError):
     """A manifest is missing, malformed, or not ours."""
 
 
+class Segment(BaseModel):
+    """One independently decompressible zstd frame of an object: the dump's header, or one table's
+    section (structure, rows, triggers). A restore reads segments with ranged reads, several at once."""
+
+    model_config = ConfigDict(extra="forbid")
+    offset: int = Field(ge=0)    # where the frame starts in the stored object
+    bytes: int = Field(ge=0)
+    raw_bytes: int = Field(ge=0)
+
+
 class StoredObject(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str                    # wasb://container/path, in restore order
     bytes: int = Field(ge=0)     # stored (compressed) size
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     raw_bytes: int = Field(ge=0)  # the SQL it decompresses to
+    segments: list[Segment] = []  # empty: one frame (gzip, or a backup adopted without them)
+
+    @model_validator(mode="after")
+    def _segments_tile_the_object(self) -> StoredObject:
+        if self.segments:
+            offset = 0
+            for segment in self.segments:
+                if segment.offset != offset:
+                    raise ValueError(f"segment at {segment.offset} should start at {offset}")
+                offset += segment.bytes
+            if offset != self.bytes or sum(s.raw_bytes for s in self.segments) != self.raw_bytes:
+                raise ValueError("segments do not add up to the object's size")
+        return self
 
 
 class TableEntry(BaseModel):

@@ -29,10 +29,10 @@ from azure.storage.blob import BlobServiceClient
 import multicloud_dr
 from multicloud_dr.backup import source as src
 from multicloud_dr.backup.blockblob import SHA256_METADATA, StagedBlockWriter, commit
-from multicloud_dr.backup.codec import CONTENT_TYPE, compressor
+from multicloud_dr.backup.codec import CONTENT_TYPE, SegmentedCompressor
 from multicloud_dr.backup.layout import BackupLayout, StorageUrl, stamp, validate_database_name
 from multicloud_dr.backup.lease import BackupLease
-from multicloud_dr.backup.manifest import Manifest, StoredObject, TableEntry
+from multicloud_dr.backup.manifest import Manifest, Segment, StoredObject, TableEntry
 from multicloud_dr.backup.scan import DumpScanner, ScanResult
 from multicloud_dr.backup.store import BackupStore, ManifestRecord
 from multicloud_dr.backup.verify import read_back
@@ -171,7 +171,7 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
     writer = StagedBlockWriter(blob, block_size=request.block_size, tier_blocks=request.tier_blocks,
                                max_inflight_bytes=request.max_inflight_bytes, concurrency=request.upload_concurrency)
     scanner = DumpScanner()
-    comp = compressor(request.codec, request.compress_threads)
+    comp = SegmentedCompressor(request.codec, request.compress_threads)
     raw = 0
     with src.option_file(request.source) as cnf, tempfile.TemporaryFile() as stderr:
         argv = src.dump_argv(binary, version_line, cnf, layout.database, pre)
@@ -231,7 +231,9 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
                 on_child(None)
     finished = src.server_now(request.source)
     stored_at = committed.stored_at or store.server_now()  # the service's clock either way (F25)
-    obj = StoredObject(name=str(layout.data), bytes=committed.bytes, sha256=committed.sha256, raw_bytes=raw)
+    segments = [Segment(offset=o, bytes=n, raw_bytes=r) for o, n, r in comp.segments]
+    obj = StoredObject(name=str(layout.data), bytes=committed.bytes, sha256=committed.sha256, raw_bytes=raw,
+                       segments=segments if committed.bytes == comp.bytes else [])
     return _manifest(layout, request.logical_date, pre, scan, obj, version_line, pre.server_time, finished, warnings,
                      stored_at)
 
@@ -249,7 +251,11 @@ def _adopt_orphan(layout: BackupLayout, store: BackupStore, pre: src.Preflight) 
             f"{layout.data} exists without a manifest and does not check out ({rb.error or 'no footer or hash '}"
             f"mismatch); it was left untouched: move it aside and run again")
     _, version_line = src.dump_binary()
-    obj = StoredObject(name=str(layout.data), bytes=rb.bytes, sha256=rb.sha256, raw_bytes=rb.raw_bytes)
+    # The frames it was written in are the segments a restore reads side by side.
+    frames = rb.segments() if layout.codec == "zstd" and len(rb.frame_starts) > 1 else []
+    segments = [Segment(offset=o, bytes=n, raw_bytes=r) for o, n, r in frames]
+    obj = StoredObject(name=str(layout.data), bytes=rb.bytes, sha256=rb.sha256, raw_bytes=rb.raw_bytes,
+                       segments=segments)
     return _manifest(layout, _logical_date(layout), pre, rb.scan, obj, version_line, props.creation_time,
                      props.last_modified, ["manifest rebuilt by reading back the committed dump of an earlier attempt"],
                      props.last_modified)

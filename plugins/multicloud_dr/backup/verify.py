@@ -34,6 +34,14 @@ class ReadBack:
     raw_bytes: int
     scan: ScanResult
     error: str = ""   # decompression error, or "" if the stream decoded to its end
+    frame_starts: tuple[int, ...] = ()   # compressed offsets where frames began
+    frame_raw: tuple[int, ...] = ()      # and what each decompressed to
+
+    def segments(self) -> list[tuple[int, int, int]]:
+        """(offset, bytes, raw_bytes) of each frame, as the backup recorded them."""
+        ends = [*self.frame_starts[1:], self.bytes]
+        return [(start, end - start, raw) for start, end, raw in zip(self.frame_starts, ends, self.frame_raw,
+                                                                      strict=True)]
 
 
 def read_back(blob: BlobClient, codec: str, expected_bytes: int | None = None) -> ReadBack:
@@ -58,7 +66,8 @@ def read_back(blob: BlobClient, codec: str, expected_bytes: int | None = None) -
         scanner.feed(out)
     if not error and not decomp.finished():
         error = "the compressed stream ends early (truncated object)"
-    return ReadBack(sha.hexdigest(), stored, raw, scanner.finish(), error)
+    return ReadBack(sha.hexdigest(), stored, raw, scanner.finish(), error, tuple(decomp.frame_starts),
+                    tuple(decomp.frame_raw))
 
 
 def check_against_manifest(manifest: Manifest, obj_index: int, rb: ReadBack) -> list[str]:
@@ -72,6 +81,10 @@ def check_against_manifest(manifest: Manifest, obj_index: int, rb: ReadBack) -> 
         problems.append(f"{obj.name}: {rb.error}")
     elif not rb.scan.complete:
         problems.append(f"{obj.name}: the dump has no completion footer (cut short)")
+    elif obj.segments and list(rb.frame_starts) != [s.offset for s in obj.segments]:
+        # A restore reads each segment alone: each must be exactly one frame.
+        problems.append(f"{obj.name}: its frames start at {len(rb.frame_starts)} offsets that differ from the "
+                        f"manifest's {len(obj.segments)} segments")
     if not problems:
         for name, entry in manifest.tables.items():
             got = rb.scan.tables.get(name)

@@ -391,8 +391,16 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
             cur.execute(f"CREATE DATABASE {_q(loading)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         swapped = False
         try:
-            post, binlog_off = _load(request, store, manifest, loading, progress, counters, lease)
-            checks = {"data": _verify_tables(request.target, loading, manifest)}
+            segmented = manifest.codec == "zstd" and all(obj.segments for obj in manifest.objects)
+            post, binlog_off = (_load_segments if segmented else _load)(request, store, manifest, loading, progress,
+                                                                       counters, lease)
+            loaded = time.monotonic()
+            log.info("loaded %s in %.1f s (%s); verifying against the manifest", loading, progress.seconds,
+                     f"{len(manifest.objects[0].segments) - 1} table sections side by side" if segmented
+                     else "one stream")
+            checks = {"load": "segments" if segmented else "stream",
+                      "data": _verify_tables(request.target, loading, manifest)}
+            log.info("verified %d tables in %.1f s", checks["data"]["tables"], time.monotonic() - loaded)
             expected = _expected_objects(post)
             _swap(request.target, loading, target, old)
             swapped = True
@@ -430,6 +438,159 @@ def json_detail(checks: dict) -> str:
     import json
 
     return json.dumps(checks, default=str)
+
+
+def _segment_statements(store: BackupStore, obj, segment, codec: str, progress: Progress, counters: dict,
+                        lock: threading.Lock):
+    """The statements of one segment (one zstd frame), read with a ranged read and decompressed alone."""
+    decomp = Decompressor(codec)
+    blob = store.blob(StorageUrl.parse(obj.name))
+
+    def chunks():
+        raw = 0
+        for chunk in blob.download_blob(offset=segment.offset, length=segment.bytes).chunks():
+            try:
+                out = decomp.decompress(chunk)
+            except (zstandard.ZstdError, zlib.error) as err:
+                raise RestoreError(f"{obj.name} does not decompress at its segment {segment.offset}: {err}") from None
+            raw += len(out)
+            with lock:
+                counters["bytes"] += len(chunk)
+                counters["raw"] += len(out)
+                progress.update(counters["raw"])
+            yield out
+        if not decomp.finished() or raw != segment.raw_bytes or len(decomp.frame_starts) != 1:
+            raise RestoreError(f"{obj.name}: the segment at {segment.offset} is not the single complete frame of "
+                               f"{segment.raw_bytes} bytes the manifest describes")
+
+    return split(lines_of(_read_ahead(chunks())))
+
+
+def _read_ahead(items, depth: int = 4):
+    """The items of an iterator, produced by a thread of their own up to `depth` ahead: downloading and
+    decompressing the next chunks overlaps with loading this one (both release the GIL)."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(done)
+        except BaseException as err:  # handed to the consumer
+            box.put(err)
+
+    thread = threading.Thread(target=produce, name="restore-read", daemon=True)
+    thread.start()
+    try:
+        while (item := box.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manifest, database: str,
+                   progress: Progress, counters: dict, lease: BackupLease) -> tuple[list[bytes], bool]:
+    """Tables and rows into `database`, several tables at once: each segment (one table's section of
+    the dump, a frame of its own) is read, decompressed and loaded by one of `jobs` connections, the
+    largest first. Loading different tables side by side is what scales; connections appending to the
+    same table mostly wait on each other. A table's rows stay in dump order (tables without a primary
+    key read back the same). Returns the post-data statements in dump order, as `_load` does."""
+    lock = threading.Lock()
+    work = [(obj, index, segment) for obj in manifest.objects for index, segment in enumerate(obj.segments)]
+    header_obj, _, header = work[0]
+    post_of: dict[tuple[str, int], list[bytes]] = {}
+    session: list[bytes] = []
+    header_post: list[bytes] = []
+    with contextlib.closing(_connect(request.target, database)) as main:
+        main.query("SET unique_checks = 0, foreign_key_checks = 0")
+        for statement in _segment_statements(store, header_obj, header, manifest.codec, progress, counters, lock):
+            if statement.kind == SESSION:
+                session.append(statement.sql)
+                main.query(statement.sql)
+                header_post.append(statement.sql)
+            elif statement.kind in (TABLE, DATA):
+                main.query(statement.sql)
+            elif statement.kind == POST:
+                header_post.append(statement.sql)
+    queue_ = sorted(work[1:], key=lambda w: -w[2].raw_bytes)   # the most SQL first: the load time follows it
+    failed = threading.Event()
+    errors: list[BaseException] = []
+    binlog_off = [False]
+
+    def worker() -> None:
+        conn = None
+        try:
+            conn = _connect(request.target, database)
+            if not request.binlog:
+                try:
+                    conn.query("SET sql_log_bin = 0")
+                    binlog_off[0] = True
+                except pymysql.err.OperationalError:  # no privilege: the load is binlogged, just slower
+                    pass
+            while not failed.is_set():
+                with lock:
+                    if not queue_:
+                        return
+                    obj, index, segment = queue_.pop(0)
+                # Every segment starts from the dump header's session (the last one ends by restoring the
+                # server's settings, foreign-key checks included, which must not leak into the next table).
+                for sql in session:
+                    conn.query(sql)
+                conn.query("SET unique_checks = 0, foreign_key_checks = 0")
+                post: list[bytes] = []
+                began = time.monotonic()
+                for statement in _segment_statements(store, obj, segment, manifest.codec, progress, counters, lock):
+                    if failed.is_set():
+                        return
+                    if statement.kind == DATA:
+                        _insert(conn, statement.sql)
+                    elif statement.kind == TABLE:
+                        conn.query(statement.sql)
+                    elif statement.kind == SESSION:
+                        conn.query(statement.sql)
+                        post.append(statement.sql)
+                    elif statement.kind == POST:
+                        post.append(statement.sql)
+                post_of[(obj.name, index)] = post
+                log.debug("segment %d (%.1f MB of SQL) loaded in %.1f s", index, segment.raw_bytes / MB,
+                          time.monotonic() - began)
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+            failed.set()
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    threads = [threading.Thread(target=worker, name="restore-load", daemon=True)
+               for _ in range(max(1, min(request.jobs, len(queue_))))]
+    for thread in threads:
+        thread.start()
+    try:
+        while alive := [t for t in threads if t.is_alive()]:
+            alive[0].join(timeout=1)
+            lease.check()
+    except BaseException:
+        failed.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        raise
+    if errors:
+        err = errors[0]
+        raise err if isinstance(err, DrError) else RestoreError(f"loading rows failed: {err}") from err
+    post = header_post + [sql for obj, index, _ in work[1:] for sql in post_of.get((obj.name, index), [])]
+    return post, binlog_off[0]
 
 
 def _load(request: RestoreRequest, store: BackupStore, manifest: Manifest, database: str, progress: Progress,
