@@ -282,29 +282,37 @@ def _dump_groups(endpoint: Endpoint, database: str, jobs: int) -> list[list[str]
     return [names for _, names in groups if names]
 
 
-def _checksums(endpoint: Endpoint, database: str, jobs: int = 2) -> dict[str, tuple[int, int]]:
-    """Row counts and CRC-32s of a database's data, computed exactly as the backup computed them: the
-    same dump tool and options, scanned the same way. A table's data section does not depend on the
-    other tables in the dump, so `jobs` dumps of disjoint groups of tables run side by side."""
+def _dump_checksums(binary: str, cnf, database: str, tables: list[str]) -> dict[str, tuple[int, int]]:
+    """Rows and CRC-32 of some tables, as the backup computed them: the same dump tool and options, the
+    same scanner (a table's data section does not depend on the other tables in the dump)."""
+    scanner = DumpScanner()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([binary, f"--defaults-file={cnf}", "--single-transaction", "--quick", "--hex-blob",
+                                 "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--no-create-info",
+                                 "--skip-triggers", database, *tables], stdout=subprocess.PIPE, stderr=err)
+        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+            scanner.feed(chunk)
+        if proc.wait() != 0:
+            err.seek(0)
+            raise RestoreError(f"re-reading {database} for verification failed: {err.read().decode()[-500:]}")
+    return {name: (t.rows, t.crc32) for name, t in scanner.finish().tables.items()}
+
+
+def _checksums(endpoint: Endpoint, database: str, jobs: int = 2,
+               tables: list[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Row counts and CRC-32s of a database's tables (all, or the ones named), `jobs` dumps side by side."""
     binary, _ = src.dump_binary()
     groups = _dump_groups(endpoint, database, jobs)
+    if tables is not None:
+        groups = [kept for group in groups if (kept := [t for t in group if t in tables])]
     results: dict[str, tuple[int, int]] = {}
-    errors: list[str] = []
+    errors: list[BaseException] = []
 
-    def dump(tables: list[str], cnf) -> None:
-        scanner = DumpScanner()
-        with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen([binary, f"--defaults-file={cnf}", "--single-transaction", "--quick",
-                                     "--hex-blob", "--default-character-set=utf8mb4", "--max-allowed-packet=1G",
-                                     "--no-create-info", "--skip-triggers", database, *tables],
-                                    stdout=subprocess.PIPE, stderr=err)
-            for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
-                scanner.feed(chunk)
-            if proc.wait() != 0:
-                err.seek(0)
-                errors.append(err.read().decode()[-500:])
-                return
-        results.update({name: (t.rows, t.crc32) for name, t in scanner.finish().tables.items()})
+    def dump(group: list[str], cnf) -> None:
+        try:
+            results.update(_dump_checksums(binary, cnf, database, group))
+        except BaseException as err:  # raised below
+            errors.append(err)
 
     with src.option_file(endpoint) as cnf:
         threads = [threading.Thread(target=dump, args=(group, cnf), name="restore-verify") for group in groups]
@@ -313,12 +321,21 @@ def _checksums(endpoint: Endpoint, database: str, jobs: int = 2) -> dict[str, tu
         for thread in threads:
             thread.join()
     if errors:
-        raise RestoreError(f"re-reading {database} for verification failed: {errors[0]}")
+        raise errors[0]
     return results
 
 
-def _verify_tables(endpoint: Endpoint, database: str, manifest: Manifest) -> dict:
-    got = _checksums(endpoint, database)
+def _verify_tables(endpoint: Endpoint, database: str, manifest: Manifest,
+                   verified: dict[str, tuple[int, int]] | None = None) -> dict:
+    """Compare every table's rows and checksum with the manifest. `verified`: tables already re-read
+    (right after each finished loading); the others, and any table the backup does not have, are
+    re-read now."""
+    got = dict(verified or {})
+    with contextlib.closing(_connect(endpoint)) as conn, conn.cursor() as cur:
+        present = _table_names(cur, database)
+    unread = [t for t in present if t not in got]
+    if unread:
+        got.update(_checksums(endpoint, database, tables=unread))
     problems = []
     for name, entry in manifest.tables.items():
         rows, crc = got.get(name, (None, None))
@@ -392,14 +409,14 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
         swapped = False
         try:
             segmented = manifest.codec == "zstd" and all(obj.segments for obj in manifest.objects)
-            post, binlog_off = (_load_segments if segmented else _load)(request, store, manifest, loading, progress,
-                                                                       counters, lease)
+            post, binlog_off, verified = (_load_segments if segmented else _load)(
+                request, store, manifest, loading, progress, counters, lease)
             loaded = time.monotonic()
             log.info("loaded %s in %.1f s (%s); verifying against the manifest", loading, progress.seconds,
                      f"{len(manifest.objects[0].segments) - 1} table sections side by side" if segmented
                      else "one stream")
             checks = {"load": "segments" if segmented else "stream",
-                      "data": _verify_tables(request.target, loading, manifest)}
+                      "data": _verify_tables(request.target, loading, manifest, verified)}
             log.info("verified %d tables in %.1f s", checks["data"]["tables"], time.monotonic() - loaded)
             expected = _expected_objects(post)
             _swap(request.target, loading, target, old)
@@ -500,7 +517,7 @@ def _read_ahead(items, depth: int = 4):
 
 
 def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manifest, database: str,
-                   progress: Progress, counters: dict, lease: BackupLease) -> tuple[list[bytes], bool]:
+                   progress: Progress, counters: dict, lease: BackupLease) -> tuple[list[bytes], bool, dict]:
     """Tables and rows into `database`, several tables at once: each segment (one table's section of
     the dump, a frame of its own) is read, decompressed and loaded by one of `jobs` connections, the
     largest first. Loading different tables side by side is what scales; connections appending to the
@@ -527,6 +544,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
     failed = threading.Event()
     errors: list[BaseException] = []
     binlog_off = [False]
+    verified: dict[str, tuple[int, int]] = {}
 
     def worker() -> None:
         conn = None
@@ -549,6 +567,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                     conn.query(sql)
                 conn.query("SET unique_checks = 0, foreign_key_checks = 0")
                 post: list[bytes] = []
+                created: list[str] = []
                 began = time.monotonic()
                 for statement in _segment_statements(store, obj, segment, manifest.codec, progress, counters, lock):
                     if failed.is_set():
@@ -557,14 +576,21 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                         _insert(conn, statement.sql)
                     elif statement.kind == TABLE:
                         conn.query(statement.sql)
+                        if statement.sql.lstrip().startswith(b"CREATE TABLE") and statement.table:
+                            created.append(statement.table)
                     elif statement.kind == SESSION:
                         conn.query(statement.sql)
                         post.append(statement.sql)
                     elif statement.kind == POST:
                         post.append(statement.sql)
                 post_of[(obj.name, index)] = post
-                log.debug("segment %d (%.1f MB of SQL) loaded in %.1f s", index, segment.raw_bytes / MB,
-                          time.monotonic() - began)
+                loaded = time.monotonic()
+                if created:   # re-read now, while other tables still load: verification overlaps the load
+                    sums = _dump_checksums(binary, cnf, database, created)
+                    with lock:
+                        verified.update(sums)
+                log.debug("segment %d (%.1f MB of SQL) loaded in %.1f s, re-read in %.1f s", index,
+                          segment.raw_bytes / MB, loaded - began, time.monotonic() - loaded)
         except BaseException as err:  # reported by the main thread
             errors.append(err)
             failed.set()
@@ -573,29 +599,32 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 with contextlib.suppress(Exception):
                     conn.close()
 
+    binary, _ = src.dump_binary()
     threads = [threading.Thread(target=worker, name="restore-load", daemon=True)
                for _ in range(max(1, min(request.jobs, len(queue_))))]
-    for thread in threads:
-        thread.start()
-    try:
-        while alive := [t for t in threads if t.is_alive()]:
-            alive[0].join(timeout=1)
-            lease.check()
-    except BaseException:
-        failed.set()
+    with src.option_file(request.target) as cnf:
         for thread in threads:
-            thread.join(timeout=30)
-        raise
+            thread.start()
+        try:
+            while alive := [t for t in threads if t.is_alive()]:
+                alive[0].join(timeout=1)
+                lease.check()
+        except BaseException:
+            failed.set()
+            for thread in threads:
+                thread.join(timeout=30)
+            raise
     if errors:
         err = errors[0]
         raise err if isinstance(err, DrError) else RestoreError(f"loading rows failed: {err}") from err
     post = header_post + [sql for obj, index, _ in work[1:] for sql in post_of.get((obj.name, index), [])]
-    return post, binlog_off[0]
+    return post, binlog_off[0], verified
 
 
 def _load(request: RestoreRequest, store: BackupStore, manifest: Manifest, database: str, progress: Progress,
-          counters: dict, lease: BackupLease) -> tuple[list[bytes], bool]:
-    """Tables and rows into `database`; returns the post-data statements (with their SET context)."""
+          counters: dict, lease: BackupLease) -> tuple[list[bytes], bool, dict]:
+    """Tables and rows into `database`; returns the post-data statements (with their SET context), whether
+    the binlog was off, and no table re-read yet (`_load_segments` re-reads each table once loaded)."""
     post: list[bytes] = []
     session: list[bytes] = []
     loader: _Loader | None = None
@@ -626,7 +655,7 @@ def _load(request: RestoreRequest, store: BackupStore, manifest: Manifest, datab
                 raise AssertionError(kind)
         if loader is not None:
             loader.finish()
-        return post, bool(loader and loader.binlog_off)
+        return post, bool(loader and loader.binlog_off), {}
     except BaseException:
         if loader is not None:
             loader.abort()
