@@ -18,7 +18,7 @@ DR topology (`include/topology.yaml`, `replication:`), so one failing check neve
 **rpo** computes the current achievable RPO (the worst measured delay) against `targets.rpo_seconds`,
 and records the whole report as an event of the asset `replication_health.<environment>`: the history,
 in the Airflow UI (Assets) and the REST API (`/api/v2/assets/events`). **alert** fails the run on a
-breach, which notifies through the channels configured in `replication.notify` (SMTP, Slack webhook).
+breach, which notifies through the channels configured in `notify` (SMTP, Slack webhook).
 
 A check task fails on a breach (not retried: it would measure the same) or when it cannot run
 (retried once). The same checks run without Airflow: `drctl replication check [--json]`.
@@ -33,7 +33,7 @@ from airflow.sdk import DAG, get_current_context, task
 
 from multicloud_dr.assets import replication_health_asset
 from multicloud_dr.config import load_topology
-from multicloud_dr.notifiers.replication import breach_notifiers
+from multicloud_dr.notifiers.channels import REPLICATION_HEADLINE, failure_notifiers
 from multicloud_dr.operators.replication import RESULT_KEY, ReplicationCheckOperator
 from multicloud_dr.replication.health import plan_checks
 
@@ -80,7 +80,8 @@ with DAG(
         return summary
 
     @task(task_id="alert", trigger_rule="all_done",
-          on_failure_callback=breach_notifiers(topology.replication.notify, topology.environment))
+          on_failure_callback=failure_notifiers(topology.notify, f"replication breach in {topology.environment}",
+                                                REPLICATION_HEADLINE))
     def alert() -> str:
         """Fails the run on a breach, or when the RPO could not be computed: the notifiers fire."""
         from airflow.sdk.exceptions import AirflowFailException

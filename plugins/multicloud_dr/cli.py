@@ -174,6 +174,30 @@ def _replication_check(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _terraform(args: argparse.Namespace) -> int:
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.terraform import provision
+    from multicloud_dr.terraform.plan_store import PlanStore
+    from multicloud_dr.terraform.stacks import StackRef, TerraformSettings, run_key
+
+    settings = TerraformSettings.load()
+    ref = StackRef(args.cloud, args.environment, args.stack)
+    if args.terraform_command == "output":
+        print(json.dumps(provision.stack_outputs(ref, settings).values, indent=2))
+        return EXIT_OK
+    store = PlanStore.from_service(_storage(settings.storage_conn_id), settings.plan_location)
+    if args.terraform_command == "plan":
+        record = provision.plan_stack(ref, settings, "destroy" if args.destroy else "apply", store,
+                                      run_key(f"drctl__{datetime.now(UTC):%Y%m%dT%H%M%SZ}"))
+        print(json.dumps({k: v for k, v in record.to_dict().items() if not k.endswith("_md")}, indent=2))
+        return EXIT_OK
+    if args.confirm != args.environment:  # on a shell, whoever types the environment's name is the approver
+        raise InputError(f"review the plan, then confirm with --confirm {args.environment}")
+    print(json.dumps(provision.apply_stack(ref, settings, store, StorageUrl.parse(args.plan), args.sha256,
+                                           applied_by={"approved_by": "drctl --confirm"}).to_dict(), indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -239,6 +263,23 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object: rpo_seconds and checks[]")
     check.add_argument("--only", action="append", metavar="NAME", help="run only this check (repeatable)")
     check.set_defaults(func=_replication_check)
+
+    terraform = commands.add_parser("terraform", help="plan / apply a saved plan / outputs of one stack (no Airflow)")
+    terraform_commands = terraform.add_subparsers(dest="terraform_command", required=True)
+    for name, text in (("plan", "plan; a plan with changes is stored, its URL and SHA-256 printed"),
+                       ("apply", "apply a stored plan (exactly that plan, once)"),
+                       ("output", "the stack's non-sensitive outputs as JSON")):
+        sub = terraform_commands.add_parser(name, help=text)
+        sub.add_argument("--cloud", required=True, choices=("aws", "azure", "gcp"))
+        sub.add_argument("--environment", required=True, choices=("dev", "staging", "production", "dr"))
+        sub.add_argument("--stack", required=True, choices=("always-on", "failover"))
+        sub.set_defaults(func=_terraform)
+        if name == "plan":
+            sub.add_argument("--destroy", action="store_true", help="plan the destruction of the stack")
+        if name == "apply":
+            sub.add_argument("--plan", required=True, metavar="wasb://.../plan.tfplan", help="printed by plan")
+            sub.add_argument("--sha256", required=True, help="the plan's SHA-256, printed by plan")
+            sub.add_argument("--confirm", required=True, metavar="ENVIRONMENT", help="type the environment's name")
 
     commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
         .set_defaults(func=_demo)

@@ -86,7 +86,7 @@ class ConsistencyConfig(Strict):
 
 
 class NotifyConfig(Strict):
-    """Where a breach is announced. Each channel is used only when its connection id is set."""
+    """Where a breach (replication, drift) is announced. Each channel is used only when its connection id is set."""
 
     smtp_conn_id: str | None = None
     email_to: list[str] = []
@@ -112,7 +112,6 @@ class ReplicationConfig(Strict):
     thresholds: ReplicationThresholds = ReplicationThresholds()
     dms: list[DmsTaskConfig] = []
     consistency: ConsistencyConfig = ConsistencyConfig()
-    notify: NotifyConfig = NotifyConfig()
 
 
 Cloud = Literal["aws", "azure", "gcp"]
@@ -174,6 +173,7 @@ class Topology(Strict):
     backup: BackupConfig
     targets: Targets
     replication: ReplicationConfig = ReplicationConfig()
+    notify: NotifyConfig = NotifyConfig()
     terraform: TerraformConfig = TerraformConfig()
 
     def mysql_databases(self) -> list[DatabaseConfig]:

@@ -77,9 +77,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     pytest.fail(f"airflow standalone not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def airflow_standalone(lab, tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow-standalone")
+@contextlib.contextmanager
+def _running_standalone(home: Path, extra_env: dict[str, str]):
+    """`airflow standalone` in `home` with `extra_env` over the session's environment (which its workers inherit)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -94,8 +94,9 @@ def airflow_standalone(lab, tmp_path_factory):
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # standalone starts `airflow ...`
+        **extra_env,
     }
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # standalone starts `airflow ...`
     log = home / "standalone.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=out,
@@ -119,3 +120,53 @@ def airflow_standalone(lab, tmp_path_factory):
         # Children that outlived the group leader (scheduler, workers) are still in its group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def airflow_standalone(lab, tmp_path_factory):
+    with _running_standalone(tmp_path_factory.mktemp("airflow-standalone"), {}) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def standalone_extra_env() -> dict[str, str]:
+    """Override in a test module: environment for `airflow_standalone_custom` (e.g. a fake binary first on
+    PATH, another topology file or dags folder)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def airflow_standalone_custom(lab, tmp_path_factory, standalone_extra_env):
+    """An `airflow standalone` of the test module's own, started with `standalone_extra_env`: the session's
+    `airflow_standalone` keeps the environment it started with, so settings its workers must see go here."""
+    with _running_standalone(tmp_path_factory.mktemp("airflow-standalone-custom"), standalone_extra_env) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server on loopback (aiosmtpd) that keeps the messages it receives: `.messages`, and
+    `.connection`, an AIRFLOW_CONN_* value for it (plain SMTP, no login)."""
+    from email import message_from_bytes
+    from types import SimpleNamespace
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received: list = []
+
+    class Keep(Message):
+        def handle_message(self, message) -> None:
+            received.append(message)
+
+        def prepare_message(self, session, envelope):
+            return message_from_bytes(envelope.content)
+
+    port = _free_port()
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    connection = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                             "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "dr@example.com",
+                                       "retry_limit": 0}})
+    yield SimpleNamespace(port=port, messages=received, connection=connection)
+    controller.stop()

@@ -5,11 +5,8 @@ provider's notifier to a real SMTP server started by the test (aiosmtpd on loopb
 from __future__ import annotations
 
 import contextlib
-import json
-import socket
 import uuid
 from datetime import UTC, datetime
-from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -22,33 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 CHECKS = {"mysql_replica/petclinic", "consistency/petclinic", "postgres_standby/petclinic", "dms/petclinic-cdc",
           "backup_freshness/petclinic"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def smtp_server():
-    """A real SMTP server on loopback that keeps what it receives."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
-
-    received: list = []
-
-    class Keep(Message):
-        def handle_message(self, message) -> None:
-            received.append(message)
-
-        def prepare_message(self, session, envelope):
-            return message_from_bytes(envelope.content)
-
-    controller = Controller(Keep(), hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield controller.port, received
-    controller.stop()
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +39,15 @@ def verified_backup(lab, delete_blob_prefix):
 
 @pytest.fixture
 def health_topology(verified_backup, smtp_server, tmp_path, monkeypatch):
-    port, received = smtp_server
+    received = smtp_server.messages
     data = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
     data["backup"]["location"] = str(verified_backup)
-    data["replication"]["notify"] = {"smtp_conn_id": "smtp_dr", "email_to": ["oncall@example.com"],
+    data["notify"] = {"smtp_conn_id": "smtp_dr", "email_to": ["oncall@example.com"],
                                      "email_from": "dr@example.com"}
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("MULTICLOUD_DR_TOPOLOGY", str(path))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DR", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "dr@example.com", "retry_limit": 0}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DR", smtp_server.connection)
     received.clear()
     return received
 
