@@ -83,6 +83,28 @@ def test_f17_restore_equals_the_source(small_db, backup_root, blob_service, stor
     assert not {scratch_name(target_name, "restore"), scratch_name(target_name, "old")} & _databases(dr)
 
 
+def test_f17_tables_loaded_on_two_connections_restore_equal(small_db, backup_root, blob_service, store, dr,
+                                                           target_name, snapshot, monkeypatch):
+    """Big table sections load on a second connection too (rows of a keyed table in any order); with the
+    threshold at 0 every keyed table does here, and the result must still equal the source."""
+    from multicloud_dr.restore import mysql_restore
+
+    monkeypatch.setattr(mysql_restore, "SHARED_SEGMENT", 0)
+    helpers = []
+    real_loader = mysql_restore._Loader
+
+    def counting_loader(*args, **kwargs):
+        helpers.append(args[1])
+        return real_loader(*args, **kwargs)
+
+    monkeypatch.setattr(mysql_restore, "_Loader", counting_loader)
+    record = _verified_backup(small_db[0], backup_root, blob_service, store, day=7)
+    result = run_restore(RestoreRequest(dr, target_name, jobs=2), store, record)
+    assert result.verified and result.checks["load"] == "segments"
+    assert helpers, "no table section was shared by a second connection: the test does not test that"
+    assert snapshot(dr, target_name) == snapshot(get_endpoint("mysql_primary"), small_db[0])
+
+
 def test_f17_a_gzip_backup_restores_from_one_stream(small_db, backup_root, blob_service, store, dr, target_name,
                                                   snapshot):
     """gzip backups (and backups made before segments) have no segments: the one-stream path loads them."""

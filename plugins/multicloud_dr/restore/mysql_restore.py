@@ -48,6 +48,9 @@ from multicloud_dr.restore.statements import DATA, POST, SESSION, SKIP, TABLE, l
 log = logging.getLogger(__name__)
 
 STATE_DB = "_multicloud_dr"
+# A table section at least this big (SQL) loads on two connections: one connection per table leaves the
+# biggest table alone at the end of the load, and it sets the restore's time.
+SHARED_SEGMENT = 64 * MB
 
 
 class RestoreError(DrError):
@@ -191,6 +194,18 @@ class _Loader:
             index = self._next
             self._next = (self._next + 1) % len(self.queues)
         self.queues[index].put(sql)
+
+    def offer(self, sql: bytes) -> bool:
+        """Queue one INSERT if a connection has room for it now; False if all are busy."""
+        if self.error is not None:
+            raise RestoreError(f"loading rows failed: {self.error}")
+        for work in self.queues:
+            try:
+                work.put_nowait(sql)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def finish(self) -> None:
         for work in self.queues:
@@ -568,21 +583,40 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 conn.query("SET unique_checks = 0, foreign_key_checks = 0")
                 post: list[bytes] = []
                 created: list[str] = []
+                segment_session = list(session)
+                keyed = loaded_rows = False
+                helper: _Loader | None = None
                 began = time.monotonic()
-                for statement in _segment_statements(store, obj, segment, manifest.codec, progress, counters, lock):
-                    if failed.is_set():
-                        return
-                    if statement.kind == DATA:
-                        _insert(conn, statement.sql)
-                    elif statement.kind == TABLE:
-                        conn.query(statement.sql)
-                        if statement.sql.lstrip().startswith(b"CREATE TABLE") and statement.table:
-                            created.append(statement.table)
-                    elif statement.kind == SESSION:
-                        conn.query(statement.sql)
-                        post.append(statement.sql)
-                    elif statement.kind == POST:
-                        post.append(statement.sql)
+                try:
+                    for statement in _segment_statements(store, obj, segment, manifest.codec, progress, counters,
+                                                         lock):
+                        if failed.is_set():
+                            return
+                        if statement.kind == DATA:
+                            # A big table with a primary key also loads on a second connection (rows may land
+                            # in any order); the first INSERT goes alone, while the table is still empty.
+                            if helper is None and keyed and loaded_rows and segment.raw_bytes >= SHARED_SEGMENT:
+                                helper = _Loader(request.target, database, 1, segment_session, request.binlog)
+                            if helper is None or not helper.offer(statement.sql):
+                                _insert(conn, statement.sql)
+                            loaded_rows = True
+                        elif statement.kind == TABLE:
+                            conn.query(statement.sql)
+                            if statement.sql.lstrip().startswith(b"CREATE TABLE") and statement.table:
+                                created.append(statement.table)
+                                keyed = b"PRIMARY KEY" in statement.sql
+                        elif statement.kind == SESSION:
+                            conn.query(statement.sql)
+                            segment_session.append(statement.sql)
+                            post.append(statement.sql)
+                        elif statement.kind == POST:
+                            post.append(statement.sql)
+                    if helper is not None:
+                        helper.finish()
+                        helper = None
+                finally:
+                    if helper is not None:
+                        helper.abort()
                 post_of[(obj.name, index)] = post
                 loaded = time.monotonic()
                 if created:   # re-read now, while other tables still load: verification overlaps the load
