@@ -170,3 +170,33 @@ def smtp_server():
                                        "retry_limit": 0}})
     yield SimpleNamespace(port=port, messages=received, connection=connection)
     controller.stop()
+
+
+@pytest.fixture(scope="session")
+def slack_webhook():
+    """A fake Slack incoming webhook at the HTTP boundary (no Slack here): answers 200 "ok" as Slack's
+    documented webhook API does, and keeps each posted JSON payload: `.payloads`, `.connection`."""
+    import http.server
+    import threading
+    from types import SimpleNamespace
+
+    payloads: list = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            payloads.append({"path": self.path, **json.loads(body or b"{}")})
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/services/T0000000/B0000000/lab"
+    yield SimpleNamespace(payloads=payloads,
+                          connection=json.dumps({"conn_type": "slackwebhook", "password": url}))
+    server.shutdown()

@@ -1,6 +1,7 @@
 """replication_health run by Airflow (`dag.test()`) on the lab: every check mapped, the RPO recorded as
 an asset event (the history), and a breach failing the run and notifying by e-mail through the SMTP
-provider's notifier to a real SMTP server started by the test (aiosmtpd on loopback)."""
+provider's notifier to a real SMTP server started by the test (aiosmtpd on loopback), and through the
+Slack provider's webhook notifier to a fake webhook at the HTTP boundary (no Slack here)."""
 
 from __future__ import annotations
 
@@ -38,16 +39,18 @@ def verified_backup(lab, delete_blob_prefix):
 
 
 @pytest.fixture
-def health_topology(verified_backup, smtp_server, tmp_path, monkeypatch):
+def health_topology(verified_backup, smtp_server, slack_webhook, tmp_path, monkeypatch):
     received = smtp_server.messages
     data = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
     data["backup"]["location"] = str(verified_backup)
     data["notify"] = {"smtp_conn_id": "smtp_dr", "email_to": ["oncall@example.com"],
-                                     "email_from": "dr@example.com"}
+                      "email_from": "dr@example.com", "slack_webhook_conn_id": "slack_dr"}
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("MULTICLOUD_DR_TOPOLOGY", str(path))
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DR", smtp_server.connection)
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DR", slack_webhook.connection)
+    slack_webhook.payloads.clear()
     received.clear()
     return received
 
@@ -81,7 +84,7 @@ def _run(logical_date: datetime):
     return dag.test(logical_date=logical_date)
 
 
-def test_healthy_lab_records_the_rpo_as_an_asset_event(airflow_db, health_topology):
+def test_healthy_lab_records_the_rpo_as_an_asset_event(airflow_db, health_topology, slack_webhook):
     dag_run = _run(datetime(2026, 11, 22, 6, 0, tzinfo=UTC))
     states = _states(dag_run)
     assert str(dag_run.state) == "success", states
@@ -89,10 +92,11 @@ def test_healthy_lab_records_the_rpo_as_an_asset_event(airflow_db, health_topolo
     [event] = _asset_events(dag_run)
     assert event["status"] == "ok" and isinstance(event["rpo_seconds"], float | int)
     assert {c["name"] for c in event["checks"]} == CHECKS
-    assert health_topology == [], "no breach, so no e-mail"
+    assert health_topology == [] and slack_webhook.payloads == [], "no breach, so no e-mail and no Slack message"
 
 
-def test_a_breach_fails_only_its_check_and_notifies_by_email(lab, airflow_db, health_topology):
+def test_a_breach_fails_only_its_check_and_notifies_by_email_and_slack(lab, airflow_db, health_topology,
+                                                                        slack_webhook):
     with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
         cur.execute("STOP SLAVE SQL_THREAD")
         try:
@@ -115,3 +119,7 @@ def test_a_breach_fails_only_its_check_and_notifies_by_email(lab, airflow_db, he
     assert mail["To"] == "oncall@example.com" and "replication breach in lab" in mail["Subject"]
     body = mail.get_payload(0).get_payload(decode=True).decode() if mail.is_multipart() else mail.get_payload()
     assert "mysql_replica/petclinic breach" in body and "SQL thread not running" in body
+
+    [message] = slack_webhook.payloads   # the Slack webhook notifier, at the HTTP boundary
+    assert message["path"] == "/services/T0000000/B0000000/lab"
+    assert "replication breach in lab" in message["text"] and "mysql_replica/petclinic breach" in message["text"]
