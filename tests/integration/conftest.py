@@ -221,6 +221,15 @@ def _snapshot(endpoint, database) -> dict:
             cur.execute(f"SELECT * FROM `{table}` ORDER BY {order}")
             state[f"table {table}"] = {"columns": columns, "rows": cur.fetchall()}
         queries = {
+            # Indexes and foreign keys: a restore that builds them after the rows must end with the same ones.
+            "indexes": "SELECT table_name, index_name, seq_in_index, column_name, non_unique, index_type, sub_part "
+                       "FROM information_schema.statistics WHERE table_schema=%s ORDER BY 1, 2, 3",
+            "foreign keys": "SELECT r.table_name, r.constraint_name, r.referenced_table_name, r.update_rule, "
+                            "r.delete_rule, k.column_name, k.referenced_column_name, k.ordinal_position "
+                            "FROM information_schema.referential_constraints r JOIN "
+                            "information_schema.key_column_usage k ON k.constraint_schema = r.constraint_schema "
+                            "AND k.constraint_name = r.constraint_name AND k.table_name = r.table_name "
+                            "WHERE r.constraint_schema=%s ORDER BY 1, 2, 8",
             "routines": "SELECT routine_name, routine_type, routine_definition, dtd_identifier, security_type "
                         "FROM information_schema.routines WHERE routine_schema=%s ORDER BY 1",
             "triggers": "SELECT trigger_name, event_manipulation, event_object_table, action_timing, "

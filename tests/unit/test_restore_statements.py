@@ -64,3 +64,36 @@ def test_a_deadlocked_insert_is_run_again_other_errors_are_not(monkeypatch):
     assert conn.calls == 3
     with pytest.raises(pymysql.err.OperationalError):
         _insert(_Conn(failures=1, code=1062), b"INSERT ...")
+
+
+CREATE_VISITS = b"""CREATE TABLE `visits` (
+  `id` int(10) unsigned NOT NULL AUTO_INCREMENT,
+  `pet_id` int(10) unsigned NOT NULL,
+  `note` varchar(64) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_note` (`note`),
+  FULLTEXT KEY `ft_note` (`note`),
+  KEY `idx_visits_pet` (`pet_id`) COMMENT 'ends with a comma,',
+  KEY `idx_note` (`note`(10)),
+  CONSTRAINT `chk_note` CHECK (`note` <> ''),
+  CONSTRAINT `fk_visits_pet` FOREIGN KEY (`pet_id`) REFERENCES `pets` (`id`) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"""
+
+
+def test_plain_and_foreign_keys_are_deferred_in_their_order():
+    from multicloud_dr.restore.statements import defer_secondary_keys
+
+    kept, deferred = defer_secondary_keys(CREATE_VISITS)
+    assert deferred == [b"KEY `idx_visits_pet` (`pet_id`) COMMENT 'ends with a comma,'",
+                        b"KEY `idx_note` (`note`(10))",
+                        b"CONSTRAINT `fk_visits_pet` FOREIGN KEY (`pet_id`) REFERENCES `pets` (`id`) ON DELETE CASCADE"]
+    # Primary, unique and fulltext keys and CHECK constraints stay; the last kept line loses its comma.
+    assert b"PRIMARY KEY (`id`)," in kept and b"UNIQUE KEY `uq_note`" in kept and b"FULLTEXT KEY" in kept
+    assert b"  CONSTRAINT `chk_note` CHECK (`note` <> '')\n) ENGINE=InnoDB" in kept
+
+
+def test_a_table_without_secondary_keys_is_left_as_it_is():
+    from multicloud_dr.restore.statements import defer_secondary_keys
+
+    create = b"CREATE TABLE `t` (\n  `id` int NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
+    assert defer_secondary_keys(create) == (create, [])

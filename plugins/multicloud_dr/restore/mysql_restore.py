@@ -43,7 +43,16 @@ from multicloud_dr.backup.store import BackupStore, ManifestRecord
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import DrError, InputError
 from multicloud_dr.progress import MB, Progress
-from multicloud_dr.restore.statements import DATA, POST, SESSION, SKIP, TABLE, lines_of, split
+from multicloud_dr.restore.statements import (
+    DATA,
+    POST,
+    SESSION,
+    SKIP,
+    TABLE,
+    defer_secondary_keys,
+    lines_of,
+    split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -560,6 +569,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
     errors: list[BaseException] = []
     binlog_off = [False]
     verified: dict[str, tuple[int, int]] = {}
+    foreign_keys: list[tuple[str, bytes]] = []
 
     def worker() -> None:
         conn = None
@@ -583,6 +593,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 conn.query("SET unique_checks = 0, foreign_key_checks = 0")
                 post: list[bytes] = []
                 created: list[str] = []
+                deferred_keys: list[tuple[str, list[bytes]]] = []
                 segment_session = list(session)
                 keyed = loaded_rows = False
                 helper: _Loader | None = None
@@ -601,10 +612,14 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                                 _insert(conn, statement.sql)
                             loaded_rows = True
                         elif statement.kind == TABLE:
-                            conn.query(statement.sql)
-                            if statement.sql.lstrip().startswith(b"CREATE TABLE") and statement.table:
+                            sql = statement.sql
+                            if sql.lstrip().startswith(b"CREATE TABLE") and statement.table:
                                 created.append(statement.table)
-                                keyed = b"PRIMARY KEY" in statement.sql
+                                keyed = b"PRIMARY KEY" in sql
+                                sql, later = defer_secondary_keys(sql)
+                                if later:
+                                    deferred_keys.append((statement.table, later))
+                            conn.query(sql)
                         elif statement.kind == SESSION:
                             conn.query(statement.sql)
                             segment_session.append(statement.sql)
@@ -617,6 +632,14 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 finally:
                     if helper is not None:
                         helper.abort()
+                for table, definitions in deferred_keys:
+                    # Indexes now, by sorting; foreign keys once every table exists (an ALTER cannot point one
+                    # at a table another connection has not created yet).
+                    keys = [d for d in definitions if not d.startswith(b"CONSTRAINT ")]
+                    if keys:
+                        conn.query(f"ALTER TABLE {_q(table)} ".encode() + b", ".join(b"ADD " + d for d in keys))
+                    with lock:
+                        foreign_keys.extend((table, d) for d in definitions if d.startswith(b"CONSTRAINT "))
                 post_of[(obj.name, index)] = post
                 loaded = time.monotonic()
                 if created:   # re-read now, while other tables still load: verification overlaps the load
@@ -651,6 +674,12 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
     if errors:
         err = errors[0]
         raise err if isinstance(err, DrError) else RestoreError(f"loading rows failed: {err}") from err
+    if foreign_keys:
+        with contextlib.closing(_connect(request.target, database)) as conn:
+            conn.query("SET foreign_key_checks = 0")   # the rows are the source's: nothing to check
+            for table in dict.fromkeys(t for t, _ in foreign_keys):
+                conn.query(f"ALTER TABLE {_q(table)} ".encode()
+                           + b", ".join(b"ADD " + d for t, d in foreign_keys if t == table))
     post = header_post + [sql for obj, index, _ in work[1:] for sql in post_of.get((obj.name, index), [])]
     return post, binlog_off[0], verified
 

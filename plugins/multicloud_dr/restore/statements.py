@@ -93,3 +93,31 @@ def lines_of(chunks: Iterable[bytes]) -> Iterator[bytes]:
         carry = data[start:]
     if carry:
         yield carry + b"\n"
+
+
+def defer_secondary_keys(create_table: bytes) -> tuple[bytes, list[bytes]]:
+    """A mysqldump CREATE TABLE without its plain secondary keys and foreign keys, and those definitions,
+    to add back in one ALTER TABLE once the rows are in: InnoDB then builds each index by sorting, not
+    row by row through a B-tree far bigger than the buffer pool (myloader's --innodb-optimize-keys).
+
+    The dump tool writes one definition per line, two spaces in; only `KEY` and `CONSTRAINT ... FOREIGN
+    KEY` lines move (primary, unique, fulltext and spatial keys and CHECK constraints stay). Keys go back in
+    their order, so SHOW CREATE TABLE reads the same as the source's."""
+    lines = create_table.split(b"\n")
+    kept: list[bytes] = []
+    deferred: list[bytes] = []
+    for line in lines:
+        text = line.strip()
+        if line.startswith(b"  ") and (text.startswith(b"KEY `") or
+                                        (text.startswith(b"CONSTRAINT `") and b" FOREIGN KEY " in text)):
+            deferred.append(text[:-1] if text.endswith(b",") else text)
+        else:
+            kept.append(line)
+    if not deferred:
+        return create_table, []
+    closing = next((i for i in range(len(kept) - 1, 0, -1) if kept[i].startswith(b")")), None)
+    if closing is None or closing < 2:
+        return create_table, []   # not the shape the dump tool writes: leave it alone
+    if kept[closing - 1].endswith(b","):
+        kept[closing - 1] = kept[closing - 1][:-1]
+    return b"\n".join(kept), deferred
