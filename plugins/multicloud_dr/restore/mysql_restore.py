@@ -632,21 +632,40 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 finally:
                     if helper is not None:
                         helper.abort()
-                for table, definitions in deferred_keys:
-                    # Indexes now, by sorting; foreign keys once every table exists (an ALTER cannot point one
-                    # at a table another connection has not created yet).
-                    keys = [d for d in definitions if not d.startswith(b"CONSTRAINT ")]
-                    if keys:
-                        conn.query(f"ALTER TABLE {_q(table)} ".encode() + b", ".join(b"ADD " + d for d in keys))
-                    with lock:
-                        foreign_keys.extend((table, d) for d in definitions if d.startswith(b"CONSTRAINT "))
-                post_of[(obj.name, index)] = post
                 loaded = time.monotonic()
-                if created:   # re-read now, while other tables still load: verification overlaps the load
-                    sums = _dump_checksums(binary, cnf, database, created)
-                    with lock:
-                        verified.update(sums)
-                log.debug("segment %d (%.1f MB of SQL) loaded in %.1f s, re-read in %.1f s", index,
+                # The rows are in: re-read them for verification (while other tables still load) and, at
+                # the same time, build this table's secondary indexes by sorting. The re-read reads rows
+                # only, which the index build does not change.
+                reread: dict = {}
+
+                def reread_rows(tables: list[str] = created, into: dict = reread) -> None:
+                    try:
+                        into["sums"] = _dump_checksums(binary, cnf, database, tables)
+                    except BaseException as err:  # raised by the worker below
+                        into["error"] = err
+
+                reader = threading.Thread(target=reread_rows, name="restore-verify", daemon=True) if created else None
+                if reader is not None:
+                    reader.start()
+                try:
+                    for table, definitions in deferred_keys:
+                        # Foreign keys wait until every table exists (an ALTER cannot point one at a table
+                        # another connection has not created yet).
+                        keys = [d for d in definitions if not d.startswith(b"CONSTRAINT ")]
+                        if keys:
+                            conn.query(f"ALTER TABLE {_q(table)} ".encode()
+                                       + b", ".join(b"ADD " + d for d in keys))
+                        with lock:
+                            foreign_keys.extend((table, d) for d in definitions if d.startswith(b"CONSTRAINT "))
+                finally:
+                    if reader is not None:
+                        reader.join()
+                if "error" in reread:
+                    raise reread["error"]
+                with lock:
+                    verified.update(reread.get("sums", {}))
+                post_of[(obj.name, index)] = post
+                log.debug("segment %d (%.1f MB of SQL) loaded in %.1f s, indexed and re-read in %.1f s", index,
                           segment.raw_bytes / MB, loaded - began, time.monotonic() - loaded)
         except BaseException as err:  # reported by the main thread
             errors.append(err)
