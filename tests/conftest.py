@@ -98,3 +98,34 @@ def _delete_blob_prefix(service, root) -> int:
 def delete_blob_prefix(lab):
     """delete_blob_prefix(service, root): empty a test's storage prefix."""
     return _delete_blob_prefix
+
+
+@pytest.fixture(scope="session")
+def verified_petclinic_backup(lab, delete_blob_prefix):
+    """verified_petclinic_backup(prefix, logical_date) -> (root, manifest record, store): a verified backup
+    of the lab's petclinic under a prefix of its own (wasb://dr-backups/<prefix>-<random>), deleted at the
+    end of the session."""
+    import uuid
+
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
+    from multicloud_dr.backup.store import BackupStore
+    from multicloud_dr.backup.verify import verify_backup
+    from multicloud_dr.clouds.azure import blob_service_client
+    from multicloud_dr.connections import get_endpoint
+
+    service = blob_service_client(get_endpoint("azure_blob_dr"))
+    store = BackupStore(service, "dr-backups")
+    made: list = []
+
+    def make(prefix: str, logical_date):
+        root = StorageUrl("wasb", "dr-backups", f"{prefix}-{uuid.uuid4().hex[:8]}")
+        made.append(root)
+        result = run_backup(BackupRequest(source=get_endpoint("mysql_primary"), database="petclinic", root=root,
+                                          logical_date=logical_date), service)
+        assert verify_backup(store, result.manifest_url).status == "verified"
+        return root, store.read_manifest(result.manifest_url), store
+
+    yield make
+    for root in made:
+        delete_blob_prefix(service, root)

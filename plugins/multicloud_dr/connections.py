@@ -63,6 +63,12 @@ class Endpoint:
         return f"{self.conn_type}://{user}{self.host or ''}{port}"
 
 
+def running_in_airflow() -> bool:
+    """True inside an Airflow task (or DAG parse), where Airflow's own connection lookup and hooks apply;
+    False in drctl, which never imports Airflow."""
+    return "airflow.sdk" in sys.modules
+
+
 def env_var_name(conn_id: str) -> str:
     return f"AIRFLOW_CONN_{conn_id.upper()}"
 
@@ -137,7 +143,7 @@ _SECRET_PARTS = re.compile(r"(?:AccountKey|SharedAccessSignature|sig)=([^;&]+)",
 def mask_in_airflow(endpoint: Endpoint) -> None:
     """Register an endpoint's secrets with Airflow's log masker (when running inside Airflow): the
     password, and the key or SAS inside an Azure connection string, which may be logged alone."""
-    if "airflow.sdk" not in sys.modules:
+    if not running_in_airflow():
         return
     from airflow.sdk.log import mask_secret
 
@@ -157,7 +163,7 @@ def get_endpoint(ref: str) -> Endpoint:
         endpoint = parse_uri(ref)
         mask_in_airflow(endpoint)
         return endpoint
-    in_airflow = "airflow.sdk" in sys.modules
+    in_airflow = running_in_airflow()
     value = os.environ.get(env_var_name(ref))
     if value and not in_airflow:
         return parse_connection_value(value)

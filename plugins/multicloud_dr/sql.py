@@ -25,6 +25,11 @@ def queries(filename: str) -> dict[str, str]:
     return found
 
 
+def quote_identifier(name: str) -> str:
+    """A MySQL/MariaDB identifier in backquotes (a backquote inside doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def query(filename: str, name: str) -> str:
     """One statement, without its final `;`."""
     found = statements(filename, name)

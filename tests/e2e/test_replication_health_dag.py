@@ -6,15 +6,11 @@ Slack provider's webhook notifier to a fake webhook at the HTTP boundary (no Sla
 from __future__ import annotations
 
 import contextlib
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-
-from multicloud_dr.backup.layout import StorageUrl
-from multicloud_dr.connections import get_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
@@ -23,19 +19,8 @@ CHECKS = {"mysql_replica/petclinic", "consistency/petclinic", "postgres_standby/
 
 
 @pytest.fixture(scope="module")
-def verified_backup(lab, delete_blob_prefix):
-    from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
-    from multicloud_dr.backup.store import BackupStore
-    from multicloud_dr.backup.verify import verify_backup
-    from multicloud_dr.clouds.azure import blob_service_client
-
-    service = blob_service_client(get_endpoint("azure_blob_dr"))
-    root = StorageUrl("wasb", "dr-backups", f"e2e-health-{uuid.uuid4().hex[:8]}")
-    result = run_backup(BackupRequest(source=get_endpoint("mysql_primary"), database="petclinic", root=root,
-                                      logical_date=datetime(2026, 11, 22, 3, 0, tzinfo=UTC)), service)
-    assert verify_backup(BackupStore(service, "dr-backups"), result.manifest_url).status == "verified"
-    yield root
-    delete_blob_prefix(service, root)
+def verified_backup(verified_petclinic_backup):
+    return verified_petclinic_backup("e2e-health", datetime(2026, 11, 22, 3, 0, tzinfo=UTC))[0]
 
 
 @pytest.fixture

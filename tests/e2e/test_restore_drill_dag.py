@@ -15,11 +15,7 @@ import pymysql
 import pytest
 import yaml
 
-from multicloud_dr.backup.layout import BackupLayout, StorageUrl
-from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
-from multicloud_dr.backup.store import BackupStore
-from multicloud_dr.backup.verify import verify_backup
-from multicloud_dr.clouds.azure import blob_service_client
+from multicloud_dr.backup.layout import BackupLayout
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.lab.airflow_run import run_dag, task_results
 from multicloud_dr.restore.drill import scratch_database_name, teardown_scratch
@@ -47,16 +43,10 @@ def _leftovers(scratch: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def verified_backup(lab, delete_blob_prefix):
+def verified_backup(verified_petclinic_backup):
     """A verified backup of the lab's petclinic in a prefix of its own, deleted afterwards."""
-    service = blob_service_client(get_endpoint("azure_blob_dr"))
-    root = StorageUrl("wasb", CONTAINER, f"e2e-drill-{uuid.uuid4().hex[:8]}")
-    result = run_backup(BackupRequest(source=get_endpoint("mysql_primary"), database="petclinic", root=root,
-                                      logical_date=datetime(2026, 11, 20, 3, 0, tzinfo=UTC)), service)
-    store = BackupStore(service, CONTAINER)
-    assert verify_backup(store, result.manifest_url).status == "verified"
-    yield root, result.manifest_url, store
-    delete_blob_prefix(service, root)
+    root, record, store = verified_petclinic_backup("e2e-drill", datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
+    return root, record.url, store
 
 
 @pytest.fixture

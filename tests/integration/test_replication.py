@@ -244,20 +244,9 @@ def _copy_manifest_aged(store, record, root: StorageUrl, age: timedelta) -> None
 
 
 @pytest.fixture(scope="module")
-def verified_backup(lab, delete_blob_prefix):
-    from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
-    from multicloud_dr.backup.store import BackupStore
-    from multicloud_dr.backup.verify import verify_backup
-    from multicloud_dr.clouds.azure import blob_service_client
-
-    service = blob_service_client(get_endpoint("azure_blob_dr"))
-    root = StorageUrl("wasb", "dr-backups", f"test-freshness-{uuid.uuid4().hex[:8]}")
-    result = run_backup(BackupRequest(source=get_endpoint("mysql_primary"), database="petclinic", root=root,
-                                      logical_date=datetime(2026, 11, 21, 3, 0, tzinfo=UTC)), service)
-    store = BackupStore(service, "dr-backups")
-    assert verify_backup(store, result.manifest_url).status == "verified"
-    yield store, root, store.read_manifest(result.manifest_url)
-    delete_blob_prefix(service, root)
+def verified_backup(verified_petclinic_backup):
+    root, record, store = verified_petclinic_backup("test-freshness", datetime(2026, 11, 21, 3, 0, tzinfo=UTC))
+    return store, root, record
 
 
 def test_stale_backup_is_a_breach_and_a_fresh_one_heals_it(verified_backup, delete_blob_prefix):

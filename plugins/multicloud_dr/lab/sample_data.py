@@ -32,6 +32,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from multicloud_dr.sql import quote_identifier
+
 if TYPE_CHECKING:
     from pymysql.connections import Connection
 
@@ -103,14 +105,10 @@ _ID_TABLES = (
 )
 
 
-def _quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _insert_sql(table: str) -> str:
     columns = _COLUMNS[table]
     return (
-        f"INSERT INTO {_quote_ident(table)} ({', '.join(_quote_ident(c) for c in columns)}) "
+        f"INSERT INTO {quote_identifier(table)} ({', '.join(quote_identifier(c) for c in columns)}) "
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
 
@@ -271,7 +269,7 @@ def table_row_counts(conn: Connection) -> dict[str, int]:
     counts: dict[str, int] = {}
     with conn.cursor() as cur:
         for table in _base_tables(conn):
-            cur.execute(f"SELECT COUNT(*) FROM {_quote_ident(table)}")
+            cur.execute(f"SELECT COUNT(*) FROM {quote_identifier(table)}")
             counts[table] = int(cur.fetchone()[0])
     return counts
 
@@ -710,7 +708,7 @@ def _load_state(conn: Connection) -> tuple[dict[str, int], list[int], dict[str, 
     next_ids: dict[str, int] = {}
     with conn.cursor() as cur:
         for table in _ID_TABLES:
-            cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {_quote_ident(table)}")
+            cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quote_identifier(table)}")
             next_ids[table] = int(cur.fetchone()[0]) + 1
         cur.execute("SELECT id FROM vets ORDER BY id")
         vet_ids = [int(row[0]) for row in cur.fetchall()]
@@ -785,8 +783,8 @@ def create_database(conn: Connection, name: str, megabytes: float, seed: int = 4
     """(Re)create database `name` with the schema and about `megabytes` MB of rows; returns row counts.
     Drops an existing database of that name first: for the lab's sample, benchmarks and tests only."""
     with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {_quote_ident(name)}")
-        cur.execute(f"CREATE DATABASE {_quote_ident(name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cur.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+        cur.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     conn.select_db(name)
     create_schema(conn)
     return generate_rows(conn, megabytes, seed=seed)

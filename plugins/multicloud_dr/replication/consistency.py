@@ -21,15 +21,11 @@ from multicloud_dr.backup.source import connect
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import InputError
 from multicloud_dr.replication.result import BREACH, ERROR, OK, CheckResult
-from multicloud_dr.sql import query
+from multicloud_dr.sql import query, quote_identifier
 
 SQL = "checksum_mysql.sql"
 CONNECT_TIMEOUT = 3
 GTID_WAIT_SECONDS = 5
-
-
-def quote(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,7 @@ class Chunk:
     upper: Any | None    # exclusive; None: unbounded
 
     def where(self) -> tuple[str, list]:
-        key = quote(self.key)
+        key = quote_identifier(self.key)
         parts, args = [], []
         if self.lower is not None:
             parts.append(f"{key} >= %s")
@@ -77,8 +73,8 @@ def table_shape(cur, database: str, table: str) -> TableShape:
 def chunks_of(cur, database: str, shape: TableShape, chunk_rows: int) -> list[Chunk]:
     if shape.key is None:
         return [Chunk(shape.name, "", None, None)]
-    table = f"{quote(database)}.{quote(shape.name)}"
-    cur.execute(query(SQL, "chunk_boundaries").format(key=quote(shape.key), table=table),
+    table = f"{quote_identifier(database)}.{quote_identifier(shape.name)}"
+    cur.execute(query(SQL, "chunk_boundaries").format(key=quote_identifier(shape.key), table=table),
                 {"chunk_rows": chunk_rows})
     bounds = list(dict.fromkeys(r[0] for r in cur.fetchall()))   # a composite key repeats its first column
     if not bounds:
@@ -89,11 +85,11 @@ def chunks_of(cur, database: str, shape: TableShape, chunk_rows: int) -> list[Ch
 
 
 def checksum(cur, database: str, shape: TableShape, chunk: Chunk) -> tuple[int, str]:
-    columns = ", ".join(quote(c) for c in shape.columns)
-    nulls = "CONCAT(" + ", ".join(f"ISNULL({quote(c)})" for c in shape.columns) + ")"
+    columns = ", ".join(quote_identifier(c) for c in shape.columns)
+    nulls = "CONCAT(" + ", ".join(f"ISNULL({quote_identifier(c)})" for c in shape.columns) + ")"
     where, args = chunk.where()
     sql = query(SQL, "chunk_checksum").format(columns=columns, nulls=nulls, where=where,
-                                              table=f"{quote(database)}.{quote(shape.name)}")
+                                              table=f"{quote_identifier(database)}.{quote_identifier(shape.name)}")
     cur.execute(sql, args)
     count, crc = cur.fetchone()
     return int(count), str(crc)

@@ -11,11 +11,11 @@ same connection without importing Airflow (seconds of import, and Airflow may be
 from __future__ import annotations
 
 import email.utils
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from multicloud_dr.connections import running_in_airflow
 from multicloud_dr.exceptions import InputError
 from multicloud_dr.replication.result import BREACH, ERROR, CheckResult, judge
 
@@ -35,7 +35,7 @@ class DmsClients:
 
     @classmethod
     def for_connection(cls, conn_id: str) -> DmsClients:
-        if "airflow.sdk" in sys.modules:
+        if running_in_airflow():
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from airflow.providers.amazon.aws.hooks.dms import DmsHook
 

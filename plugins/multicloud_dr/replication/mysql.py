@@ -17,12 +17,12 @@ import pymysql
 
 from multicloud_dr.backup.source import connect
 from multicloud_dr.connections import Endpoint
+from multicloud_dr.replication.heartbeat import wait_for_heartbeat
 from multicloud_dr.replication.result import BREACH, CheckResult, judge
 from multicloud_dr.sql import query, statements
 
 SQL = "heartbeat_mysql.sql"
 CONNECT_TIMEOUT = 3
-POLL_SECONDS = 0.02
 
 
 def _cursor(conn: pymysql.connections.Connection):
@@ -112,12 +112,7 @@ def check_mysql_replica(name: str, primary: Endpoint, replica: Endpoint, thresho
                          else "no replicated heartbeat yet"))
             return CheckResult(name, BREACH, None if age is None else round(age, 3), threshold, detail,
                                facts=facts)
-        seen = read_heartbeat(rconn, server_id)
-        while (seen is None or seen[0] < seq) and time.monotonic() < written + threshold:
-            time.sleep(POLL_SECONDS)
-            seen = read_heartbeat(rconn, server_id)
-        waited = time.monotonic() - written
-        arrived = seen is not None and seen[0] >= seq
+        arrived, waited = wait_for_heartbeat(lambda: read_heartbeat(rconn, server_id), seq, written, threshold)
         facts |= {"heartbeat_seq": seq, "heartbeat_arrived": arrived, "heartbeat_seconds": round(waited, 3)}
         value = max(waited, float(sbm or 0))
         if arrived:

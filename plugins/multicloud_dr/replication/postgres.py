@@ -17,12 +17,12 @@ import psycopg2
 
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import InputError
+from multicloud_dr.replication.heartbeat import wait_for_heartbeat
 from multicloud_dr.replication.result import BREACH, CheckResult, judge
 from multicloud_dr.sql import query, statements
 
 SQL = "heartbeat_postgres.sql"
 CONNECT_TIMEOUT = 3
-POLL_SECONDS = 0.02
 
 
 class PostgresUnreachableError(InputError):
@@ -103,12 +103,7 @@ def check_postgres_standby(name: str, primary: Endpoint, standby: Endpoint, data
                               else "; no replayed heartbeat yet")
             return CheckResult(name, BREACH, None if age is None else round(age, 3), threshold, detail,
                                facts=facts)
-        seen = read_heartbeat(sconn)
-        while (seen is None or seen[0] < seq) and time.monotonic() < written + threshold:
-            time.sleep(POLL_SECONDS)
-            seen = read_heartbeat(sconn)
-        waited = time.monotonic() - written
-        arrived = seen is not None and seen[0] >= seq
+        arrived, waited = wait_for_heartbeat(lambda: read_heartbeat(sconn), seq, written, threshold)
         facts |= {"heartbeat_seq": seq, "heartbeat_arrived": arrived, "heartbeat_seconds": round(waited, 3)}
         lags = ", ".join(f"{s['application_name']} write/flush/replay "
                          + "/".join("-" if s[k] is None else f"{s[k]:.3f}" for k in ("write_lag", "flush_lag",

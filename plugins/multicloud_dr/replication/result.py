@@ -54,12 +54,6 @@ class HealthReport:
     def exit_code(self) -> int:
         return EXIT_BY_STATUS[self.status]
 
-    def breaches(self) -> list[CheckResult]:
-        return [c for c in self.checks if c.status == BREACH]
-
-    def errors(self) -> list[CheckResult]:
-        return [c for c in self.checks if c.status == ERROR]
-
     def headline(self) -> str:
         rpo = "unknown" if self.rpo_seconds is None else f"{self.rpo_seconds:.1f} s"
         parts = [f"RPO {rpo} (target {self.rpo_target_seconds:.0f} s): {self.status}"]

@@ -30,6 +30,7 @@ from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import InputError
 from multicloud_dr.progress import MB
 from multicloud_dr.restore.mysql_restore import STATE_DB, RestoreResult, scratch_name
+from multicloud_dr.sql import quote_identifier as _q
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,6 @@ def _check_scratch(name: str) -> str:
     if not name.startswith(SCRATCH_PREFIX) or len(name) > _MAX_NAME or "`" in name:
         raise InputError(f"{name!r} is not a drill scratch database (drill_...): refusing to drop it")
     return name
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _drop(target: Endpoint, name: str) -> list[str]:

@@ -53,6 +53,7 @@ from multicloud_dr.restore.statements import (
     lines_of,
     split,
 )
+from multicloud_dr.sql import quote_identifier as _q
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,6 @@ class RestoreResult:
                 f"{self.bytes_raw / MB:.1f} MB of SQL in {self.seconds:.1f} s ({rate:,.0f} rows/s, "
                 f"{self.bytes_raw / MB / self.seconds if self.seconds else 0:.1f} MB/s), "
                 f"verified={self.verified}")
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def scratch_name(database: str, kind: str) -> str:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from multicloud_dr.connections import running_in_airflow
 from multicloud_dr.exceptions import InputError
 from multicloud_dr.terraform.stacks import StackRef
 
@@ -45,7 +45,7 @@ def published_document(ref: StackRef, values: dict[str, Any], sensitive: list[st
 
 
 def _read_variable(key: str) -> str | None:
-    if "airflow.sdk" in sys.modules:
+    if running_in_airflow():
         from airflow.sdk import Variable
 
         value = Variable.get(key, default=None)
