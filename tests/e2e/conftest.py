@@ -34,17 +34,22 @@ class AirflowApi:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read() or b"{}")
 
-    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180.0) -> dict:
-        """Trigger a run through the REST API and wait for it to finish; returns the run and its tasks."""
+    def unpause(self, dag_id: str, timeout: float = 120.0) -> None:
+        """Unpause a DAG, waiting for the dag-processor to have parsed its file first."""
         deadline = time.monotonic() + timeout
-        while True:  # the dag-processor has to have parsed the file first
+        while True:
             try:
                 self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-                break
+                return
             except urllib.error.HTTPError as err:
                 if err.code != 404 or time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180.0) -> dict:
+        """Trigger a run through the REST API and wait for it to finish; returns the run and its tasks."""
+        deadline = time.monotonic() + timeout
+        self.unpause(dag_id, timeout)
         run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
         run_id = run["dag_run_id"]
         while run["state"] not in TERMINAL:

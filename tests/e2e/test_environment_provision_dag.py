@@ -215,20 +215,6 @@ def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def _unpause(api, dag_id: str, timeout: float = 120) -> None:
-    import urllib.error
-
-    deadline = time.monotonic() + timeout
-    while True:  # the dag-processor has to have parsed the file first
-        try:
-            api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-            return
-        except urllib.error.HTTPError as err:
-            if err.code != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
 def _task_state(api, dag_id: str, run_id: str, task_id: str) -> str | None:
     return api.call("GET", f"/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}")["state"]
 
@@ -289,8 +275,8 @@ def test_production_waits_for_approval_then_applies_exactly_the_saved_plan(tf_la
     api = provision_api
     fake, _, _ = tf_lab
     fake.set_scenario({"aws/production/always-on": WANT})
-    _unpause(api, "environment_provision")
-    _unpause(api, "terraform_outputs_consumer")
+    api.unpause("environment_provision")
+    api.unpause("terraform_outputs_consumer")
 
     run_id, detail = _trigger_until_approval(api, _conf("production", "always-on", "apply"))
     plan = _xcom(api, "environment_provision", run_id, "plan")
@@ -328,7 +314,7 @@ def test_a_destroy_confirmed_with_the_wrong_name_destroys_nothing(tf_lab, provis
     api = provision_api
     fake, _, _ = tf_lab
     fake.set_scenario({"aws/production/failover": WANT})
-    _unpause(api, "environment_provision")
+    api.unpause("environment_provision")
     # First build the stack (approved), then try to destroy it with a mistyped confirmation.
     run_id, _ = _trigger_until_approval(api, _conf("production", "failover", "apply"))
     _respond(api, run_id, "Approve")

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from multicloud_dr.backup.blockblob import SHA256_METADATA  # the same metadata key as backup objects
 from multicloud_dr.backup.layout import StorageUrl
 from multicloud_dr.exceptions import ConfigError, InputError
 from multicloud_dr.terraform.stacks import StackRef
@@ -24,7 +25,6 @@ from multicloud_dr.terraform.stacks import StackRef
 PLAN = "plan.tfplan"
 PLAN_INFO = "plan.json"
 APPLIED = "applied-{sha256}.json"
-SHA256_METADATA = "sha256"
 
 
 class PlanIntegrityError(InputError):
