@@ -36,10 +36,6 @@ class PlanSummary:
                 total[key] += value
         return total
 
-    @property
-    def has_resource_changes(self) -> bool:
-        return any(self.totals.values())
-
     def one_line(self) -> str:
         t = self.totals
         line = f"{t['add']} to add, {t['change']} to change, {t['destroy']} to destroy"
