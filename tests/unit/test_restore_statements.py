@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pymysql
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multicloud_dr.restore.mysql_restore import _insert
-from multicloud_dr.restore.statements import DATA, POST, SESSION, SKIP, TABLE, lines_of, split
+from multicloud_dr.restore.statements import DATA, POST, SANDBOX_LINE, SESSION, SKIP, TABLE, classify, split
 
 DUMP = b"""/*M!999999\\- enable the sandbox mode */
 -- MariaDB dump 10.19
@@ -35,7 +40,7 @@ DELIMITER ;
 
 def test_statements_are_split_and_classified_and_the_sandbox_line_skipped():
     chunks = [DUMP[i:i + 7] for i in range(0, len(DUMP), 7)]  # boundaries everywhere
-    statements = list(split(lines_of(chunks)))
+    statements = list(split(chunks))
     assert [s.kind for s in statements] == [SESSION, TABLE, TABLE, SKIP, SKIP, DATA, SKIP, SKIP, POST]
     assert statements[5].table == "vet schedule" and statements[5].sql.endswith(b"(2)")
     assert b"INSERT INTO y VALUES (1);" in statements[-1].sql, "the trigger body must stay whole"
@@ -44,7 +49,77 @@ def test_statements_are_split_and_classified_and_the_sandbox_line_skipped():
 
 def test_a_dump_cut_inside_a_statement_is_an_error():
     with pytest.raises(ValueError, match="ends inside a statement"):
-        list(split(lines_of([DUMP[: DUMP.index(b"(2);")]])))
+        list(split([DUMP[: DUMP.index(b"(2);")]]))
+
+
+def _split_line_by_line(dump: bytes) -> list[tuple[str, bytes, str | None]]:
+    """The splitting rule, stated line by line (the way it was first written): a statement ends at the
+    first line whose text, right-stripped, ends with the delimiter; between statements, blank lines and
+    `--` comments are skipped and `DELIMITER x` changes the delimiter; a sandbox first line is skipped."""
+    lines = dump.split(b"\n")
+    lines = [line + b"\n" for line in lines[:-1]] + ([lines[-1] + b"\n"] if lines[-1] else [])
+    if lines and SANDBOX_LINE.match(lines[0]):
+        lines = lines[1:]
+    out, buf, delimiter = [], [], b";"
+    for line in lines:
+        if not buf:
+            stripped = line.strip()
+            if not stripped or stripped.startswith(b"--"):
+                continue
+            if stripped.upper().startswith(b"DELIMITER "):
+                delimiter = stripped.split()[1]
+                continue
+        buf.append(line)
+        if line.rstrip().endswith(delimiter):
+            sql = b"".join(buf).rstrip()
+            sql = sql[: len(sql) - len(delimiter)].rstrip()
+            buf = []
+            out.append((*classify(sql)[:1], sql, classify(sql)[1]))
+    if b"".join(buf).strip():
+        out.append(("unfinished", b"", None))
+    return out
+
+
+_ROW = st.builds(lambda values: "(" + ",".join(values) + ")", st.lists(
+    st.sampled_from(["1", "NULL", "'a;b'", "'x);'", "' ; '", "0x3B0A", "'--'", "'DELIMITER ;;'", "''"]),
+    min_size=1, max_size=4))
+_PIECE = st.one_of(
+    st.builds(lambda rows, one_line: "INSERT INTO `t` VALUES " + ",".join(rows) + ";\n" if one_line
+              else "INSERT INTO `t` VALUES\n" + ",\n".join(rows) + ";\n", st.lists(_ROW, min_size=1, max_size=5),
+              st.booleans()),
+    st.sampled_from([
+        "\n", "-- a comment;\n", "   \n", "/*!40101 SET NAMES utf8mb4 */;\n", "SET @a = 1 ;  \r\n",
+        "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  PRIMARY KEY (`id`)\n);\n", "LOCK TABLES `t` WRITE;\n",
+        "DELIMITER ;;\nCREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW\nBEGIN\n  SET @n = 1;\n-- inside\nEND ;;\n"
+        "DELIMITER ;\n",
+        "/*!50003 CREATE PROCEDURE p() SELECT 1 */;\n", "DROP TABLE IF EXISTS `t`;\n", "SELECT 1\n;\n",
+        "DELIMITER ;;\nCREATE EVENT e ON SCHEDULE EVERY 1 DAY DO\nBEGIN\n  SET @n = 2;\nEND\n;;\nDELIMITER ;\n",
+    ]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_PIECE, max_size=12), sandbox=st.booleans(), cuts=st.lists(st.integers(0, 4000), max_size=12),
+       unterminated=st.booleans())
+def test_the_chunk_splitter_agrees_with_the_line_by_line_rule(pieces, sandbox, cuts, unterminated):
+    dump = ("/*M!999999\\- enable the sandbox mode */\n" if sandbox else "") + "".join(pieces)
+    if unterminated:
+        dump = dump.rstrip("\n")   # the last line without its newline
+    data = dump.encode()
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    expected = _split_line_by_line(data)
+    if expected and expected[-1][0] == "unfinished":
+        with pytest.raises(ValueError, match="ends inside a statement"):
+            list(split(chunks))
+        return
+    assert [(s.kind, s.sql, s.table) for s in split(chunks)] == expected
+
+
+def test_a_statement_ends_at_the_first_line_ending_in_the_delimiter_not_at_a_delimiter_inside_a_row():
+    dump = b"INSERT INTO `t` VALUES\n(1,'a;'),\n(2,'b;\\n'),\n(3,';');\nSET @x = 1;\n"
+    statements = list(split([dump[i:i + 3] for i in range(0, len(dump), 3)]))
+    assert [s.kind for s in statements] == [DATA, SESSION]
+    assert statements[0].sql.count(b"\n(") == 3 and re.search(rb"\(3,';'\)$", statements[0].sql)
 
 
 class _Conn:

@@ -50,7 +50,6 @@ from multicloud_dr.restore.statements import (
     SKIP,
     TABLE,
     defer_secondary_keys,
-    lines_of,
     split,
 )
 from multicloud_dr.sql import quote_identifier as _q
@@ -390,7 +389,7 @@ def _stream_statements(store: BackupStore, manifest: Manifest, progress: Progres
             if not decomp.finished():
                 raise RestoreError(f"{obj.name} ends early (truncated)")
 
-        yield from split(lines_of(chunks()))
+        yield from split(chunks())
 
 
 def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRecord) -> RestoreResult:
@@ -501,7 +500,7 @@ def _segment_statements(store: BackupStore, obj, segment, codec: str, progress: 
             raise RestoreError(f"{obj.name}: the segment at {segment.offset} is not the single complete frame of "
                                f"{segment.raw_bytes} bytes the manifest describes")
 
-    return split(lines_of(_read_ahead(chunks())))
+    return split(_read_ahead(chunks()))
 
 
 def _read_ahead(items, depth: int = 4):
