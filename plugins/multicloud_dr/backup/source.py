@@ -48,9 +48,10 @@ class Preflight:
 
 
 def connect(endpoint: Endpoint, database: str | None = None, connect_timeout: int = 10,
-            **kwargs) -> pymysql.connections.Connection:
+            factory=pymysql.connect, **kwargs) -> pymysql.connections.Connection:
+    """A connection (autocommit, utf8mb4); `factory`: a pymysql Connection subclass to make instead."""
     try:
-        return pymysql.connect(host=endpoint.host or "127.0.0.1", port=endpoint.port or 3306,
+        return factory(host=endpoint.host or "127.0.0.1", port=endpoint.port or 3306,
                                user=endpoint.login, password=endpoint.password or "", database=database,
                                charset="utf8mb4", connect_timeout=connect_timeout, autocommit=True, **kwargs)
     except pymysql.err.OperationalError as err:

@@ -43,6 +43,7 @@ from multicloud_dr.backup.store import BackupStore, ManifestRecord
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import DrError, InputError
 from multicloud_dr.progress import MB, Progress
+from multicloud_dr.restore.load_data import LoadDataSwitch, LoadPlan, RowsConnection, load_rows, plan_for
 from multicloud_dr.restore.statements import (
     DATA,
     POST,
@@ -57,8 +58,13 @@ from multicloud_dr.sql import quote_identifier as _q
 log = logging.getLogger(__name__)
 
 STATE_DB = "_multicloud_dr"
-# A table section at least this big (SQL) loads on two connections: one connection per table leaves the
-# biggest table alone at the end of the load, and it sets the restore's time.
+# What loading a table section costs the target server, roughly: per row, and per byte of SQL (measured on
+# the restore benchmark's tables: about 9 us a row and 12 ms a MB). The rows matter more: a section of
+# BLOBs ten times the bytes of a log table can cost less. Rows per section come from the manifest.
+ROW_COST = 9e-6
+BYTE_COST = 12e-9
+BYTES_PER_ROW_UNKNOWN = 200   # when the manifest cannot say which table a section holds
+# A section below this much SQL never loads on a second connection.
 SHARED_SEGMENT = 64 * MB
 
 
@@ -77,6 +83,7 @@ class RestoreRequest:
     jobs: int = 4
     replace: bool = False
     binlog: bool = False          # write the restore to the target's binlog (off: faster, where permitted)
+    load_data: bool = True        # rows by LOAD DATA LOCAL where a table allows it (INSERT if the server refuses)
     lease_seconds: int = 60
 
 
@@ -109,8 +116,10 @@ def scratch_name(database: str, kind: str) -> str:
     return f"_mcdr_{kind}_{hashlib.sha1(database.encode()).hexdigest()[:12]}"  # noqa: S324 (a name, not security)
 
 
-def _connect(endpoint: Endpoint, database: str | None = None) -> pymysql.connections.Connection:
-    return src.connect(endpoint, database, read_timeout=3600, write_timeout=3600)
+def _connect(endpoint: Endpoint, database: str | None = None, rows: bool = False) -> pymysql.connections.Connection:
+    """rows: a connection that can also load rows with LOAD DATA (from memory, see load_data)."""
+    return src.connect(endpoint, database, read_timeout=3600, write_timeout=3600,
+                       **({"factory": RowsConnection} if rows else {}))
 
 
 class _State:
@@ -157,15 +166,17 @@ class _Loader:
     order: its statements all go to one connection, in order, so the restored table reads the same.
     """
 
-    def __init__(self, endpoint: Endpoint, database: str, jobs: int, session: list[bytes], binlog: bool) -> None:
-        self.queues: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=2) for _ in range(jobs)]
+    def __init__(self, endpoint: Endpoint, database: str, jobs: int, session: list[bytes], binlog: bool,
+                 rows: bool = False) -> None:
+        self.queues: list[queue.Queue[tuple[bytes, LoadPlan | None] | None]] = [queue.Queue(maxsize=2)
+                                                                                for _ in range(jobs)]
         self.error: BaseException | None = None
         self.binlog_off = False
         self.threads = []
         self.conns = []
         self._next = 0
         for work in self.queues:
-            conn = _connect(endpoint, database)
+            conn = _connect(endpoint, database, rows=rows)
             conn.autocommit(True)
             for sql in session:
                 conn.query(sql)
@@ -182,10 +193,10 @@ class _Loader:
             self.threads.append(thread)
 
     def _work(self, conn, work: queue.Queue) -> None:
-        while (sql := work.get()) is not None:
+        while (item := work.get()) is not None:
             if self.error is None:
                 try:
-                    _insert(conn, sql)
+                    _insert(conn, *item)
                 except BaseException as err:  # reported by put()/finish()
                     self.error = err
 
@@ -198,15 +209,16 @@ class _Loader:
         else:
             index = self._next
             self._next = (self._next + 1) % len(self.queues)
-        self.queues[index].put(sql)
+        self.queues[index].put((sql, None))
 
-    def offer(self, sql: bytes) -> bool:
-        """Queue one INSERT if a connection has room for it now; False if all are busy."""
+    def offer(self, sql: bytes, plan: LoadPlan | None = None) -> bool:
+        """Queue one INSERT (its rows loaded by `plan`, if any) if a connection has room for it now; False
+        if all are busy."""
         if self.error is not None:
             raise RestoreError(f"loading rows failed: {self.error}")
         for work in self.queues:
             try:
-                work.put_nowait(sql)
+                work.put_nowait((sql, plan))
                 return True
             except queue.Full:
                 continue
@@ -236,13 +248,17 @@ class _Loader:
                 conn.close()
 
 
-def _insert(conn, sql: bytes, attempts: int = 6) -> None:
-    """One INSERT (autocommit: all or nothing). MariaDB loads the first rows into an empty table with
-    unique and foreign-key checks off under a table lock, so two connections starting on the same
-    empty table can deadlock (1213): the loser's statement was rolled back whole and is simply re-run."""
+def _insert(conn, sql: bytes, plan: LoadPlan | None = None, attempts: int = 6) -> None:
+    """One INSERT, or its rows with LOAD DATA by `plan` (autocommit: all or nothing). MariaDB loads the
+    first rows into an empty table with unique and foreign-key checks off under a table lock, so two
+    connections starting on the same empty table can deadlock (1213): the loser's statement was rolled
+    back whole and is simply re-run."""
     for attempt in range(1, attempts + 1):
         try:
-            conn.query(sql)
+            if plan is None:
+                conn.query(sql)
+            else:
+                load_rows(conn, sql, plan)
             return
         except pymysql.err.OperationalError as err:
             if err.args[0] not in (1213, 1205) or attempt == attempts:
@@ -454,6 +470,7 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
                 cur.execute(f"DROP DATABASE IF EXISTS {_q(old)}")
             checks["objects"] = got
             checks["binlog"] = "off" if binlog_off else "on"
+            checks["load_data_tables"] = counters.get("load_data_tables", [])
         except BaseException as err:
             with contextlib.suppress(Exception):
                 # "broken": the target holds this restore's tables without all its objects: not usable.
@@ -475,6 +492,31 @@ def json_detail(checks: dict) -> str:
     import json
 
     return json.dumps(checks, default=str)
+
+
+def _section_costs(manifest: Manifest, work: list) -> dict[tuple[str, int], float]:
+    """Estimated load cost of each table section in `work` ((object, index, segment) triples). The dump
+    ends a frame before every table's section, so a single object's segments after the header are the
+    manifest's tables in order; otherwise rows are estimated from the bytes."""
+    rows: dict[tuple[str, int], int] = {}
+    if len(manifest.objects) == 1 and len(manifest.objects[0].segments) == len(manifest.tables) + 1:
+        name = manifest.objects[0].name
+        rows = {(name, index): entry.rows for index, entry in enumerate(manifest.tables.values(), start=1)}
+    return {(obj.name, index): rows.get((obj.name, index), segment.raw_bytes // BYTES_PER_ROW_UNKNOWN) * ROW_COST
+            + segment.raw_bytes * BYTE_COST for obj, index, segment in work}
+
+
+def _shared_sections(costs: dict[tuple[str, int], float], sizes: dict[tuple[str, int], int],
+                     jobs: int) -> set[tuple[str, int]]:
+    """Sections that may also load on a second connection (if the table has a primary key): only the
+    costliest, and only if it is more than a fair share of the whole load, so it would otherwise finish
+    alone at the end. A second connection on any other table only takes CPU from the one that does."""
+    if not costs or jobs < 2:
+        return set()
+    costliest = max(costs, key=costs.__getitem__)
+    if costs[costliest] > sum(costs.values()) / jobs and sizes[costliest] >= SHARED_SEGMENT:
+        return {costliest}
+    return set()
 
 
 def _segment_statements(store: BackupStore, obj, segment, codec: str, progress: Progress, counters: dict,
@@ -560,17 +602,75 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 main.query(statement.sql)
             elif statement.kind == POST:
                 header_post.append(statement.sql)
-    queue_ = sorted(work[1:], key=lambda w: -w[2].raw_bytes)   # the most SQL first: the load time follows it
+    costs = _section_costs(manifest, work[1:])
+    shared = _shared_sections(costs, {(o.name, i): seg.raw_bytes for o, i, seg in work[1:]}, request.jobs)
+    queue_ = sorted(work[1:], key=lambda w: -costs[(w[0].name, w[1])])   # the costliest first: it sets the time
+    unfinished: list[tuple[list[str], list[tuple[str, list[bytes]]], float]] = []   # loaded, keys and re-read due
     failed = threading.Event()
     errors: list[BaseException] = []
     binlog_off = [False]
     verified: dict[str, tuple[int, int]] = {}
     foreign_keys: list[tuple[str, bytes]] = []
 
+    def plan(conn, sql: bytes, table: str | None) -> LoadPlan | None:
+        """How this table's rows load: LOAD DATA where the table allows it and the server permits it."""
+        if not load_data.enabled or table is None:
+            return None
+        return plan_for(conn, database, table, sql)
+
+    def first_load(conn, sql: bytes, how: LoadPlan | None) -> LoadPlan | None:
+        """The table's first statement; if the server refuses LOAD DATA LOCAL, INSERTs from now on."""
+        try:
+            _insert(conn, sql, how)
+        except pymysql.err.MySQLError as err:
+            if how is None or not load_data.refused(err):
+                raise
+            log.warning("the target refuses LOAD DATA LOCAL (%s): loading with INSERT statements, which costs "
+                        "the server more CPU; set local_infile=ON on the server for faster restores", err.args[-1])
+            _insert(conn, sql)
+            return None
+        if how is not None:
+            with lock:
+                load_data.tables.add(how.table)
+        return how
+
+    def finish(conn, created: list[str], deferred_keys: list[tuple[str, list[bytes]]], _cost: float = 0) -> None:
+        """A loaded table's secondary keys, built by sorting, and the re-read of its rows for verification,
+        side by side (the re-read reads rows only, which the index build does not change)."""
+        began = time.monotonic()
+        reread: dict = {}
+
+        def reread_rows() -> None:
+            try:
+                reread["sums"] = _dump_checksums(binary, cnf, database, created)
+            except BaseException as err:  # raised below
+                reread["error"] = err
+
+        reader = threading.Thread(target=reread_rows, name="restore-verify", daemon=True) if created else None
+        if reader is not None:
+            reader.start()
+        try:
+            for table, definitions in deferred_keys:
+                # Foreign keys wait until every table exists (an ALTER cannot point one at a table another
+                # connection has not created yet).
+                keys = [d for d in definitions if not d.startswith(b"CONSTRAINT ")]
+                if keys:
+                    conn.query(f"ALTER TABLE {_q(table)} ".encode() + b", ".join(b"ADD " + d for d in keys))
+                with lock:
+                    foreign_keys.extend((table, d) for d in definitions if d.startswith(b"CONSTRAINT "))
+        finally:
+            if reader is not None:
+                reader.join()
+        if "error" in reread:
+            raise reread["error"]
+        with lock:
+            verified.update(reread.get("sums", {}))
+        log.debug("%s indexed and re-read in %.1f s", ", ".join(created), time.monotonic() - began)
+
     def worker() -> None:
         conn = None
         try:
-            conn = _connect(request.target, database)
+            conn = _connect(request.target, database, rows=True)
             if not request.binlog:
                 try:
                     conn.query("SET sql_log_bin = 0")
@@ -580,8 +680,15 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
             while not failed.is_set():
                 with lock:
                     if not queue_:
-                        return
-                    obj, index, segment = queue_.pop(0)
+                        if not unfinished:
+                            return
+                        job = unfinished.pop(0)
+                    else:
+                        job = None
+                        obj, index, segment = queue_.pop(0)
+                if job is not None:
+                    finish(conn, *job)
+                    continue
                 # Every segment starts from the dump header's session (the last one ends by restoring the
                 # server's settings, foreign-key checks included, which must not leak into the next table).
                 for sql in session:
@@ -592,6 +699,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 deferred_keys: list[tuple[str, list[bytes]]] = []
                 segment_session = list(session)
                 keyed = loaded_rows = False
+                rows_plan: LoadPlan | None = None
                 helper: _Loader | None = None
                 began = time.monotonic()
                 try:
@@ -600,13 +708,17 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                         if failed.is_set():
                             return
                         if statement.kind == DATA:
-                            # A big table with a primary key also loads on a second connection (rows may land
-                            # in any order); the first INSERT goes alone, while the table is still empty.
-                            if helper is None and keyed and loaded_rows and segment.raw_bytes >= SHARED_SEGMENT:
-                                helper = _Loader(request.target, database, 1, segment_session, request.binlog)
-                            if helper is None or not helper.offer(statement.sql):
-                                _insert(conn, statement.sql)
-                            loaded_rows = True
+                            if not loaded_rows:
+                                rows_plan = first_load(conn, statement.sql, plan(conn, statement.sql, statement.table))
+                                loaded_rows = True
+                                continue
+                            # The costliest table, if it has a primary key, also loads on a second connection
+                            # (rows may land in any order); the first INSERT went alone, into the empty table.
+                            if helper is None and keyed and (obj.name, index) in shared:
+                                helper = _Loader(request.target, database, 1, segment_session, request.binlog,
+                                                 rows=rows_plan is not None)
+                            if helper is None or not helper.offer(statement.sql, rows_plan):
+                                _insert(conn, statement.sql, rows_plan)
                         elif statement.kind == TABLE:
                             sql = statement.sql
                             if sql.lstrip().startswith(b"CREATE TABLE") and statement.table:
@@ -628,41 +740,19 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 finally:
                     if helper is not None:
                         helper.abort()
-                loaded = time.monotonic()
-                # The rows are in: re-read them for verification (while other tables still load) and, at
-                # the same time, build this table's secondary indexes by sorting. The re-read reads rows
-                # only, which the index build does not change.
-                reread: dict = {}
-
-                def reread_rows(tables: list[str] = created, into: dict = reread) -> None:
-                    try:
-                        into["sums"] = _dump_checksums(binary, cnf, database, tables)
-                    except BaseException as err:  # raised by the worker below
-                        into["error"] = err
-
-                reader = threading.Thread(target=reread_rows, name="restore-verify", daemon=True) if created else None
-                if reader is not None:
-                    reader.start()
-                try:
-                    for table, definitions in deferred_keys:
-                        # Foreign keys wait until every table exists (an ALTER cannot point one at a table
-                        # another connection has not created yet).
-                        keys = [d for d in definitions if not d.startswith(b"CONSTRAINT ")]
-                        if keys:
-                            conn.query(f"ALTER TABLE {_q(table)} ".encode()
-                                       + b", ".join(b"ADD " + d for d in keys))
-                        with lock:
-                            foreign_keys.extend((table, d) for d in definitions if d.startswith(b"CONSTRAINT "))
-                finally:
-                    if reader is not None:
-                        reader.join()
-                if "error" in reread:
-                    raise reread["error"]
-                with lock:
-                    verified.update(reread.get("sums", {}))
                 post_of[(obj.name, index)] = post
-                log.debug("segment %d (%.1f MB of SQL) loaded in %.1f s, indexed and re-read in %.1f s", index,
-                          segment.raw_bytes / MB, loaded - began, time.monotonic() - loaded)
+                log.debug("segment %d (%.1f MB of SQL) loaded in %.1f s", index, segment.raw_bytes / MB,
+                          time.monotonic() - began)
+                # Building the secondary keys and re-reading the rows can wait while other sections still
+                # load: the load of the costliest table, started first, is what sets the restore's time, and
+                # it goes faster with fewer others on the CPUs. Workers with no section left to load take
+                # the waiting work, next to the last loads, where a CPU would otherwise idle.
+                with lock:
+                    if queue_:
+                        unfinished.append((created, deferred_keys, costs[(obj.name, index)]))
+                        unfinished.sort(key=lambda job: -job[2])
+                        continue
+                finish(conn, created, deferred_keys)
         except BaseException as err:  # reported by the main thread
             errors.append(err)
             failed.set()
@@ -672,6 +762,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                     conn.close()
 
     binary, _ = src.dump_binary()
+    load_data = LoadDataSwitch(enabled=request.load_data)
     threads = [threading.Thread(target=worker, name="restore-load", daemon=True)
                for _ in range(max(1, min(request.jobs, len(queue_))))]
     with src.option_file(request.target) as cnf:
@@ -696,6 +787,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 conn.query(f"ALTER TABLE {_q(table)} ".encode()
                            + b", ".join(b"ADD " + d for t, d in foreign_keys if t == table))
     post = header_post + [sql for obj, index, _ in work[1:] for sql in post_of.get((obj.name, index), [])]
+    counters["load_data_tables"] = sorted(load_data.tables)
     return post, binlog_off[0], verified
 
 
