@@ -142,7 +142,8 @@ def _restore(args: argparse.Namespace) -> int:
         if record is None:
             raise ManifestError(f"no backup manifest at {url}: drctl backups list shows them")
     request = RestoreRequest(target=get_endpoint(args.target), database=args.database, jobs=args.jobs,
-                             replace=args.replace, binlog=args.binlog, lease_seconds=args.lease_seconds)
+                             replace=args.replace, binlog=args.binlog, lease_seconds=args.lease_seconds,
+                             load_data=not args.no_load_data)
     print(json.dumps(run_restore(request, store, record).to_dict(), indent=2))
     return EXIT_OK
 
@@ -248,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--jobs", type=int, default=4, help="parallel loading connections")
     restore.add_argument("--replace", action="store_true", help="replace a database that has tables")
     restore.add_argument("--binlog", action="store_true", help="write the load to the target's binlog (slower)")
+    restore.add_argument("--no-load-data", action="store_true",
+                         help="load every row with the dump's INSERT statements, never LOAD DATA LOCAL (slower)")
     restore.add_argument("--at", metavar="wasb://CONTAINER/PREFIX",
                          help="with --from latest: where backups are (default: the topology's backup location)")
     restore.add_argument("--source-database", help="with --from latest: the backed-up database (default --database)")

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import queue
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -64,6 +65,7 @@ STATE_DB = "_multicloud_dr"
 ROW_COST = 9e-6
 BYTE_COST = 12e-9
 BYTES_PER_ROW_UNKNOWN = 200   # when the manifest cannot say which table a section holds
+DECOMPRESS_SLICE = 1 << 20
 # A section below this much SQL never loads on a second connection.
 SHARED_SEGMENT = 64 * MB
 
@@ -322,10 +324,13 @@ def _dump_checksums(binary: str, cnf, database: str, tables: list[str]) -> dict[
     """Rows and CRC-32 of some tables, as the backup computed them: the same dump tool and options, the
     same scanner (a table's data section does not depend on the other tables in the dump)."""
     scanner = DumpScanner()
+    # A 4 MB stdio buffer for the dump tool's output (as the backup does): far fewer pipe writes and reads.
+    stdbuf = shutil.which("stdbuf")
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([binary, f"--defaults-file={cnf}", "--single-transaction", "--quick", "--hex-blob",
-                                 "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--no-create-info",
-                                 "--skip-triggers", database, *tables], stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen([*([stdbuf, "-o4M"] if stdbuf else []), binary, f"--defaults-file={cnf}",
+                                 "--single-transaction", "--quick", "--hex-blob", "--default-character-set=utf8mb4",
+                                 "--max-allowed-packet=1G", "--no-create-info", "--skip-triggers", database, *tables],
+                                stdout=subprocess.PIPE, stderr=err)
         for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
             scanner.feed(chunk)
         if proc.wait() != 0:
@@ -528,16 +533,22 @@ def _segment_statements(store: BackupStore, obj, segment, codec: str, progress: 
     def chunks():
         raw = 0
         for chunk in blob.download_blob(offset=segment.offset, length=segment.bytes).chunks():
-            try:
-                out = decomp.decompress(chunk)
-            except (zstandard.ZstdError, zlib.error) as err:
-                raise RestoreError(f"{obj.name} does not decompress at its segment {segment.offset}: {err}") from None
-            raw += len(out)
-            with lock:
-                counters["bytes"] += len(chunk)
-                counters["raw"] += len(out)
-                progress.update(counters["raw"])
-            yield out
+            # A download chunk is 16 MiB; a log table's rows compress 10:1. Decompressed a slice at a time,
+            # what waits in the read-ahead queue stays about 10 MB a piece.
+            view = memoryview(chunk)
+            for start in range(0, len(view), DECOMPRESS_SLICE):
+                piece = view[start:start + DECOMPRESS_SLICE]
+                try:
+                    out = decomp.decompress(piece)
+                except (zstandard.ZstdError, zlib.error) as err:
+                    raise RestoreError(f"{obj.name} does not decompress at its segment {segment.offset}: "
+                                       f"{err}") from None
+                raw += len(out)
+                with lock:
+                    counters["bytes"] += len(piece)
+                    counters["raw"] += len(out)
+                    progress.update(counters["raw"])
+                yield out
         if not decomp.finished() or raw != segment.raw_bytes or len(decomp.frame_starts) != 1:
             raise RestoreError(f"{obj.name}: the segment at {segment.offset} is not the single complete frame of "
                                f"{segment.raw_bytes} bytes the manifest describes")
