@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 STATE_DB = "_multicloud_dr"
 # What loading a table section costs the target server, roughly: per row, and per byte of SQL (measured on
 # the restore benchmark's tables: about 9 us a row and 12 ms a MB). The rows matter more: a section of
-# BLOBs ten times the bytes of a log table can cost less. Rows per section come from the manifest.
+# BLOBs four times the bytes of a log table costs less. Rows per section come from the manifest.
 ROW_COST = 9e-6
 BYTE_COST = 12e-9
 BYTES_PER_ROW_UNKNOWN = 200   # when the manifest cannot say which table a section holds
