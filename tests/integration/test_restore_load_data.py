@@ -109,6 +109,14 @@ def test_a_server_that_refuses_load_data_local_gets_the_rows_by_insert(awkward_d
     assert snapshot(dr, name) == snapshot(get_endpoint("mysql_primary"), awkward_db)
 
 
+def test_load_data_can_be_turned_off(awkward_db, awkward_backup, store, target, snapshot):
+    """`drctl restore --no-load-data`: every table by its INSERTs, equal to the source all the same."""
+    dr, name = target
+    result = run_restore(RestoreRequest(dr, name, jobs=2, load_data=False), store, awkward_backup)
+    assert result.verified and result.checks["load_data_tables"] == []
+    assert snapshot(dr, name) == snapshot(get_endpoint("mysql_primary"), awkward_db)
+
+
 @pytest.fixture
 def scratch_table(target):
     dr, name = target

@@ -69,3 +69,22 @@ def test_gzip_stays_one_member():
     comp = SegmentedCompressor("gzip")
     out = comp.compress(_dump([10, 10])) + comp.flush()
     assert comp.segments == [] and Decompressor("gzip").decompress(out) == _dump([10, 10])
+
+
+@pytest.mark.parametrize("codec", ["zstd", "gzip"])
+def test_a_download_chunk_decompresses_in_bounded_pieces(codec, monkeypatch):
+    """A 16 MiB download chunk of rows that compress ~10:1 must not come out as one ~160 MB piece
+    (F14): pieces() gives what each slice of it decompresses to, and all of it, frames included. (The
+    slice is made small here so that a small dump spans many.)"""
+    from multicloud_dr.backup import codec as codec_module
+
+    monkeypatch.setattr(codec_module, "SLICE", 4 * 1024)
+    raw = _dump([40_000, 30_000, 35_000])
+    comp = SegmentedCompressor(codec)
+    out = comp.compress(raw) + comp.flush()
+    assert len(out) > 8 * codec_module.SLICE, "the test needs a chunk of several slices"
+    decomp = Decompressor(codec)
+    pieces = list(decomp.pieces(out))   # the whole object as one download chunk
+    assert b"".join(pieces) == raw and decomp.finished()
+    assert len(pieces) == -(-len(out) // codec_module.SLICE)
+    assert max(map(len, pieces)) < len(raw) // 4, "one slice decompressed most of the chunk at once"

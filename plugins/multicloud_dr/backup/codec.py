@@ -4,6 +4,7 @@ Either output is readable by the standard tools alone (`zstd -dc`, `gunzip -c`).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 import zstandard
 
@@ -14,6 +15,7 @@ CONTENT_TYPE = {"zstd": "application/zstd", "gzip": "application/gzip"}
 # Level 1: ~7x on row data at ~450 MB/s per core. On a small worker the dump tool and the server
 # already use most of the CPU, so a higher level would make compression the bottleneck.
 ZSTD_LEVEL = 1
+SLICE = 1 << 20   # compressed bytes decompressed at a time (see Decompressor.pieces)
 
 
 def compressor(codec: str, threads: int = 2):
@@ -66,6 +68,13 @@ class Decompressor:
             start = self.consumed - len(rest)
             data = rest
         return b"".join(out)
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """decompress() `data` a slice at a time. Downloads come in 16 MiB chunks, and rows compress up
+        to 10:1: one chunk decompressed at once would be a 160 MB piece in memory, a slice ~10 MB."""
+        view = memoryview(data)
+        for start in range(0, len(view), SLICE):
+            yield self.decompress(view[start:start + SLICE])
 
     def finished(self) -> bool:
         """The compressed stream ended at the end of a frame, with nothing after it."""

@@ -58,12 +58,11 @@ def read_back(blob: BlobClient, codec: str, expected_bytes: int | None = None) -
         if error:
             continue  # keep hashing to report the real SHA-256
         try:
-            out = decomp.decompress(chunk)
+            for out in decomp.pieces(chunk):
+                raw += len(out)
+                scanner.feed(out)
         except (zstandard.ZstdError, zlib.error) as err:
             error = f"decompression failed at stored byte ~{stored}: {err}"
-            continue
-        raw += len(out)
-        scanner.feed(out)
     if not error and not decomp.finished():
         error = "the compressed stream ends early (truncated object)"
     return ReadBack(sha.hexdigest(), stored, raw, scanner.finish(), error, tuple(decomp.frame_starts),

@@ -55,7 +55,9 @@ _HEX_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob",
 # The server or the client does not allow LOAD DATA LOCAL (local_infile=OFF, as it may be on a managed
 # server): the restore goes on with INSERT statements.
 LOCAL_INFILE_REFUSED = frozenset({1148, 3948, 4166, 2068})
-PACKET = 1 << 20   # bytes of rows per protocol packet (the server's max_allowed_packet is at least 1 MB)
+# Bytes of rows per protocol packet: the dump's own INSERT statements are up to 1 MB (its
+# net_buffer_length), so a server that takes those takes these.
+PACKET = 1 << 20
 
 _names = itertools.count()
 
@@ -165,6 +167,10 @@ class LoadDataSwitch:
         self.enabled = enabled
         self._lock = threading.Lock()
         self.tables: set[str] = set()   # tables loaded this way
+
+    def loaded(self, table: str) -> None:
+        with self._lock:
+            self.tables.add(table)
 
     def refused(self, err: pymysql.err.MySQLError) -> bool:
         """True (and off from now on) if `err` says LOAD DATA LOCAL is not allowed here."""

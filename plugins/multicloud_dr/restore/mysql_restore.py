@@ -65,7 +65,6 @@ STATE_DB = "_multicloud_dr"
 ROW_COST = 9e-6
 BYTE_COST = 12e-9
 BYTES_PER_ROW_UNKNOWN = 200   # when the manifest cannot say which table a section holds
-DECOMPRESS_SLICE = 1 << 20
 # A section below this much SQL never loads on a second connection.
 SHARED_SEGMENT = 64 * MB
 
@@ -112,6 +111,16 @@ class RestoreResult:
                 f"{self.bytes_raw / MB:.1f} MB of SQL in {self.seconds:.1f} s ({rate:,.0f} rows/s, "
                 f"{self.bytes_raw / MB / self.seconds if self.seconds else 0:.1f} MB/s), "
                 f"verified={self.verified}")
+
+
+@dataclass
+class _Loaded:
+    """What loading tables and rows into the private database left for the steps after it."""
+
+    post: list[bytes]                              # post-data statements (with their SET context), in dump order
+    binlog_off: bool
+    verified: dict[str, tuple[int, int]]           # tables already re-read: rows and CRC-32
+    load_data_tables: list[str] = field(default_factory=list)   # tables whose rows went by LOAD DATA
 
 
 def scratch_name(database: str, kind: str) -> str:
@@ -401,12 +410,12 @@ def _stream_statements(store: BackupStore, manifest: Manifest, progress: Progres
             for chunk in blob.download_blob(max_concurrency=2).chunks():
                 counters["bytes"] += len(chunk)
                 try:
-                    out = decomp.decompress(chunk)
+                    for out in decomp.pieces(chunk):
+                        counters["raw"] += len(out)
+                        progress.update(counters["raw"])
+                        yield out
                 except (zstandard.ZstdError, zlib.error) as err:
                     raise RestoreError(f"{obj.name} does not decompress: {err}") from None
-                counters["raw"] += len(out)
-                progress.update(counters["raw"])
-                yield out
             if not decomp.finished():
                 raise RestoreError(f"{obj.name} ends early (truncated)")
 
@@ -450,15 +459,16 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
         swapped = False
         try:
             segmented = manifest.codec == "zstd" and all(obj.segments for obj in manifest.objects)
-            post, binlog_off, verified = (_load_segments if segmented else _load)(
-                request, store, manifest, loading, progress, counters, lease)
-            loaded = time.monotonic()
+            loaded = (_load_segments if segmented else _load)(request, store, manifest, loading, progress, counters,
+                                                              lease)
+            post = loaded.post
+            loaded_at = time.monotonic()
             log.info("loaded %s in %.1f s (%s); verifying against the manifest", loading, progress.seconds,
                      f"{len(manifest.objects[0].segments) - 1} table sections side by side" if segmented
                      else "one stream")
             checks = {"load": "segments" if segmented else "stream",
-                      "data": _verify_tables(request.target, loading, manifest, verified)}
-            log.info("verified %d tables in %.1f s", checks["data"]["tables"], time.monotonic() - loaded)
+                      "data": _verify_tables(request.target, loading, manifest, loaded.verified)}
+            log.info("verified %d tables in %.1f s", checks["data"]["tables"], time.monotonic() - loaded_at)
             expected = _expected_objects(post)
             _swap(request.target, loading, target, old)
             swapped = True
@@ -474,8 +484,8 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
                 cur.execute(f"DROP DATABASE IF EXISTS {_q(loading)}")
                 cur.execute(f"DROP DATABASE IF EXISTS {_q(old)}")
             checks["objects"] = got
-            checks["binlog"] = "off" if binlog_off else "on"
-            checks["load_data_tables"] = counters.get("load_data_tables", [])
+            checks["binlog"] = "off" if loaded.binlog_off else "on"
+            checks["load_data_tables"] = loaded.load_data_tables
         except BaseException as err:
             with contextlib.suppress(Exception):
                 # "broken": the target holds this restore's tables without all its objects: not usable.
@@ -533,22 +543,17 @@ def _segment_statements(store: BackupStore, obj, segment, codec: str, progress: 
     def chunks():
         raw = 0
         for chunk in blob.download_blob(offset=segment.offset, length=segment.bytes).chunks():
-            # A download chunk is 16 MiB; a log table's rows compress 10:1. Decompressed a slice at a time,
-            # what waits in the read-ahead queue stays about 10 MB a piece.
-            view = memoryview(chunk)
-            for start in range(0, len(view), DECOMPRESS_SLICE):
-                piece = view[start:start + DECOMPRESS_SLICE]
-                try:
-                    out = decomp.decompress(piece)
-                except (zstandard.ZstdError, zlib.error) as err:
-                    raise RestoreError(f"{obj.name} does not decompress at its segment {segment.offset}: "
-                                       f"{err}") from None
-                raw += len(out)
-                with lock:
-                    counters["bytes"] += len(piece)
-                    counters["raw"] += len(out)
-                    progress.update(counters["raw"])
-                yield out
+            with lock:
+                counters["bytes"] += len(chunk)
+            try:
+                for out in decomp.pieces(chunk):   # what waits in the read-ahead queue stays ~10 MB a piece
+                    raw += len(out)
+                    with lock:
+                        counters["raw"] += len(out)
+                        progress.update(counters["raw"])
+                    yield out
+            except (zstandard.ZstdError, zlib.error) as err:
+                raise RestoreError(f"{obj.name} does not decompress at its segment {segment.offset}: {err}") from None
         if not decomp.finished() or raw != segment.raw_bytes or len(decomp.frame_starts) != 1:
             raise RestoreError(f"{obj.name}: the segment at {segment.offset} is not the single complete frame of "
                                f"{segment.raw_bytes} bytes the manifest describes")
@@ -590,7 +595,7 @@ def _read_ahead(items, depth: int = 4):
 
 
 def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manifest, database: str,
-                   progress: Progress, counters: dict, lease: BackupLease) -> tuple[list[bytes], bool, dict]:
+                   progress: Progress, counters: dict, lease: BackupLease) -> _Loaded:
     """Tables and rows into `database`, several tables at once: each segment (one table's section of
     the dump, a frame of its own) is read, decompressed and loaded by one of `jobs` connections, the
     largest first. Loading different tables side by side is what scales; connections appending to the
@@ -616,21 +621,18 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
     costs = _section_costs(manifest, work[1:])
     shared = _shared_sections(costs, {(o.name, i): seg.raw_bytes for o, i, seg in work[1:]}, request.jobs)
     queue_ = sorted(work[1:], key=lambda w: -costs[(w[0].name, w[1])])   # the costliest first: it sets the time
-    unfinished: list[tuple[list[str], list[tuple[str, list[bytes]]], float]] = []   # loaded, keys and re-read due
+    # Loaded tables whose key build and re-read wait: (cost, tables created, deferred keys), costliest first.
+    unfinished: list[tuple[float, list[str], list[tuple[str, list[bytes]]]]] = []
     failed = threading.Event()
     errors: list[BaseException] = []
     binlog_off = [False]
     verified: dict[str, tuple[int, int]] = {}
     foreign_keys: list[tuple[str, bytes]] = []
 
-    def plan(conn, sql: bytes, table: str | None) -> LoadPlan | None:
-        """How this table's rows load: LOAD DATA where the table allows it and the server permits it."""
-        if not load_data.enabled or table is None:
-            return None
-        return plan_for(conn, database, table, sql)
-
-    def first_load(conn, sql: bytes, how: LoadPlan | None) -> LoadPlan | None:
-        """The table's first statement; if the server refuses LOAD DATA LOCAL, INSERTs from now on."""
+    def first_load(conn, sql: bytes, table: str | None) -> LoadPlan | None:
+        """A table's first INSERT, its rows by LOAD DATA where the table allows it and the server permits
+        it; returns how the table's other statements load (None: as INSERTs)."""
+        how = plan_for(conn, database, table, sql) if load_data.enabled and table is not None else None
         try:
             _insert(conn, sql, how)
         except pymysql.err.MySQLError as err:
@@ -641,11 +643,10 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
             _insert(conn, sql)
             return None
         if how is not None:
-            with lock:
-                load_data.tables.add(how.table)
+            load_data.loaded(how.table)
         return how
 
-    def finish(conn, created: list[str], deferred_keys: list[tuple[str, list[bytes]]], _cost: float = 0) -> None:
+    def finish(conn, created: list[str], deferred_keys: list[tuple[str, list[bytes]]]) -> None:
         """A loaded table's secondary keys, built by sorting, and the re-read of its rows for verification,
         side by side (the re-read reads rows only, which the index build does not change)."""
         began = time.monotonic()
@@ -698,7 +699,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                         job = None
                         obj, index, segment = queue_.pop(0)
                 if job is not None:
-                    finish(conn, *job)
+                    finish(conn, job[1], job[2])
                     continue
                 # Every segment starts from the dump header's session (the last one ends by restoring the
                 # server's settings, foreign-key checks included, which must not leak into the next table).
@@ -720,7 +721,7 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                             return
                         if statement.kind == DATA:
                             if not loaded_rows:
-                                rows_plan = first_load(conn, statement.sql, plan(conn, statement.sql, statement.table))
+                                rows_plan = first_load(conn, statement.sql, statement.table)
                                 loaded_rows = True
                                 continue
                             # The costliest table, if it has a primary key, also loads on a second connection
@@ -760,8 +761,8 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 # the waiting work, next to the last loads, where a CPU would otherwise idle.
                 with lock:
                     if queue_:
-                        unfinished.append((created, deferred_keys, costs[(obj.name, index)]))
-                        unfinished.sort(key=lambda job: -job[2])
+                        unfinished.append((costs[(obj.name, index)], created, deferred_keys))
+                        unfinished.sort(key=lambda job: -job[0])
                         continue
                 finish(conn, created, deferred_keys)
         except BaseException as err:  # reported by the main thread
@@ -798,14 +799,13 @@ def _load_segments(request: RestoreRequest, store: BackupStore, manifest: Manife
                 conn.query(f"ALTER TABLE {_q(table)} ".encode()
                            + b", ".join(b"ADD " + d for t, d in foreign_keys if t == table))
     post = header_post + [sql for obj, index, _ in work[1:] for sql in post_of.get((obj.name, index), [])]
-    counters["load_data_tables"] = sorted(load_data.tables)
-    return post, binlog_off[0], verified
+    return _Loaded(post, binlog_off[0], verified, sorted(load_data.tables))
 
 
 def _load(request: RestoreRequest, store: BackupStore, manifest: Manifest, database: str, progress: Progress,
-          counters: dict, lease: BackupLease) -> tuple[list[bytes], bool, dict]:
-    """Tables and rows into `database`; returns the post-data statements (with their SET context), whether
-    the binlog was off, and no table re-read yet (`_load_segments` re-reads each table once loaded)."""
+          counters: dict, lease: BackupLease) -> _Loaded:
+    """Tables and rows into `database` from one stream, by INSERT; no table re-read yet (`_load_segments`
+    re-reads each table once loaded)."""
     post: list[bytes] = []
     session: list[bytes] = []
     loader: _Loader | None = None
@@ -836,7 +836,7 @@ def _load(request: RestoreRequest, store: BackupStore, manifest: Manifest, datab
                 raise AssertionError(kind)
         if loader is not None:
             loader.finish()
-        return post, bool(loader and loader.binlog_off), {}
+        return _Loaded(post, bool(loader and loader.binlog_off), {})
     except BaseException:
         if loader is not None:
             loader.abort()

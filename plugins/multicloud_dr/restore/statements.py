@@ -8,6 +8,7 @@ newline (the dump escapes it), so line-based splitting is exact.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -67,17 +68,9 @@ def split(chunks: Iterable[bytes]) -> Iterator[Statement]:
     pos = 0           # buf[pos:] is not consumed yet; pos is always at the start of a line
     resume = None     # inside a statement (it starts at pos): where to search for its end next
     first = True
-    chunks = iter(chunks)
-    closing = False
-    while True:
-        chunk = next(chunks, None)
-        if chunk is None:
-            if closing:
-                break
-            closing = True
-            if not buf or buf.endswith(b"\n"):
-                break
-            chunk = b"\n"   # the last line, completed
+    # One newline after the stream completes its last line; after a complete one it is a blank line,
+    # which is skipped between statements (and inside an unfinished one, it is still unfinished).
+    for chunk in itertools.chain(chunks, [b"\n"]):
         if pos:
             del buf[:pos]
             if resume is not None:
