@@ -95,9 +95,10 @@ def test_awkward_values_restore_exactly_through_load_data(awkward_db, awkward_ba
 
 
 def test_a_server_that_refuses_load_data_local_gets_the_rows_by_insert(awkward_db, awkward_backup, store, target,
-                                                                      snapshot):
+                                                                      snapshot, caplog):
     """Managed servers may run with local_infile=OFF (a server parameter on Azure MySQL Flexible Server):
     the restore notices the refusal on the first table and loads every table with its INSERTs."""
+    caplog.set_level("WARNING", logger="multicloud_dr.restore.mysql_restore")
     dr, name = target
     with contextlib.closing(_connect(dr)) as conn, conn.cursor() as cur:
         cur.execute("SET GLOBAL local_infile = 0")
@@ -106,6 +107,7 @@ def test_a_server_that_refuses_load_data_local_gets_the_rows_by_insert(awkward_d
         finally:
             cur.execute("SET GLOBAL local_infile = 1")
     assert result.verified and result.checks["load_data_tables"] == []
+    assert "refuses LOAD DATA LOCAL" in caplog.text, "LOAD DATA was never tried, so no refusal was handled"
     assert snapshot(dr, name) == snapshot(get_endpoint("mysql_primary"), awkward_db)
 
 
