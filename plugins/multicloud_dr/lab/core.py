@@ -144,6 +144,8 @@ class Lab:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.root / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__API__PORT": str(airflow_port),
+            # The UI and REST API of the lab's Airflow are for this machine only (Airflow binds 0.0.0.0).
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{airflow_port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
         }

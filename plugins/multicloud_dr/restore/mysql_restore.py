@@ -54,6 +54,7 @@ from multicloud_dr.restore.statements import (
     defer_secondary_keys,
     split,
 )
+from multicloud_dr.restore.target_lock import TargetLock
 from multicloud_dr.sql import quote_identifier as _q
 
 log = logging.getLogger(__name__)
@@ -430,6 +431,15 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
     target = request.database
     if len(target) > 64 or "`" in target:
         raise InputError(f"{target!r} is not a usable database name")
+    # Held before anything is written on the target, and until the restore ends (F27).
+    with TargetLock(_connect, request.target, target) as target_lock:
+        return _restore_into(request, store, record, target_lock)
+
+
+def _restore_into(request: RestoreRequest, store: BackupStore, record: ManifestRecord,
+                  target_lock: TargetLock) -> RestoreResult:
+    manifest = record.manifest
+    target = request.database
     loading = scratch_name(target, "restore")
     old = scratch_name(target, "old")
     state = _State(request.target, target, str(record.url))
@@ -446,8 +456,8 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
 
     progress = Progress(f"restore {manifest.backup_id} -> {target}", manifest.bytes_raw)
     counters = {"bytes": 0, "raw": 0}
-    # Our own lease, one per target: retention sees the backup in use, other restores are not blocked,
-    # and two restores into the same target cannot run at once.
+    # Our own lease on the backup, one per target: retention sees the backup in use, and restores of it
+    # into other targets are not blocked. (Exclusivity per target is the server-side TargetLock above.)
     holder = hashlib.sha1(f"{request.target.host}:{request.target.port}/{target}".encode()).hexdigest()[:16]  # noqa: S324
     with BackupLease(store.blob(layout.in_use(holder)), duration=request.lease_seconds,
                      purpose=f"restore into {target}") as lease:
@@ -470,6 +480,7 @@ def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRec
                       "data": _verify_tables(request.target, loading, manifest, loaded.verified)}
             log.info("verified %d tables in %.1f s", checks["data"]["tables"], time.monotonic() - loaded_at)
             expected = _expected_objects(post)
+            target_lock.check()
             _swap(request.target, loading, target, old)
             swapped = True
             state.set("swapped")
