@@ -181,6 +181,9 @@ class Lab:
                 raise LabError(f"not wiping {self.settings.home}: still running: {', '.join(running)}")
             shutil.rmtree(self.settings.home)
             report(f"  wiped {self.settings.home}")
+        if wipe and self.settings.postgres_home != self.settings.home and self.settings.postgres_home.exists():
+            shutil.rmtree(self.settings.postgres_home)
+            report(f"  wiped {self.settings.postgres_home}")
         return stopped
 
     def stop(self, names: list[str], report: Report = print) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ from multicloud_dr.lab.settings import (
 )
 
 START_TIMEOUT = 90.0
+log = logging.getLogger(__name__)
 IS_ROOT = os.geteuid() == 0
 
 
@@ -315,6 +317,10 @@ def as_postgres(argv: list[str]) -> list[str]:
 
 class PostgresService(Service):
     @property
+    def dir(self) -> Path:
+        return self.settings.postgres_home / self.name
+
+    @property
     def data(self) -> Path:
         return self.dir / "data"
 
@@ -341,7 +347,13 @@ class PostgresService(Service):
             return False
 
     def _own_dir(self) -> None:
+        if self.settings.postgres_home != self.settings.home and not self.dir.exists():
+            log.info("the postgres user cannot reach %s: %s keeps its data in %s instead", self.settings.home,
+                     self.name, self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.postgres_home != self.settings.home:
+            self.settings.postgres_home.parent.chmod(0o755)
+            self.settings.postgres_home.chmod(0o755)
         self.socket_dir.mkdir(exist_ok=True)
         if IS_ROOT:
             shutil.chown(self.dir, "postgres", "postgres")

@@ -6,9 +6,12 @@ each can be moved with an environment variable (the error for a taken port names
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,23 @@ PG_REPL_USER = "replicator"
 # Azurite's development account: a public, documented constant of the emulator (not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+# Where PostgreSQL's data goes when the postgres user cannot reach the lab's home (see postgres_home).
+OUTSIDE_HOME = Path("/var/lib/multicloud-dr-lab")
+
+
+def _nearest_existing(path: Path) -> str:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return str(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _searchable_by(user: str, path: str) -> bool:
+    """Can `user` reach `path` (every directory on the way searchable)?"""
+    return subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], capture_output=True,
+                          check=False).returncode == 0
 
 
 def project_root() -> Path:
@@ -69,6 +89,16 @@ class LabSettings:
 
     def service_dir(self, service: str) -> Path:
         return self.home / service
+
+    @property
+    def postgres_home(self) -> Path:
+        """Where the PostgreSQL services keep their data: the lab's home, unless the lab runs as root from a
+        place the postgres user cannot search (a checkout under /root, or in a `mktemp -d` folder, mode
+        0700). PostgreSQL refuses to run as root, so its data then lives under /var/lib/multicloud-dr-lab/,
+        in a folder named after the lab's home (so every `drctl lab` command of this checkout finds it)."""
+        if os.geteuid() != 0 or _searchable_by("postgres", _nearest_existing(self.home)):
+            return self.home
+        return OUTSIDE_HOME / hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
 
     @property
     def tools_dir(self) -> Path:
