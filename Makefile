@@ -71,4 +71,4 @@ lab-status: install
 # The Airflow UI on the lab: scheduler, dag-processor, triggerer and api-server with SQLite.
 airflow: lab-up
 	@. .lab/env; echo "Airflow UI: $$AIRFLOW__API__BASE_URL  user admin, password in $$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
-	. .lab/env && PATH="$(CURDIR)/$(BIN):$$PATH" exec airflow standalone
+	exec $(BIN)/drctl lab airflow

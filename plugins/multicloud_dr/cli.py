@@ -49,6 +49,12 @@ def _lab_status(args: argparse.Namespace) -> int:
     return EXIT_OK if all(s.state == "up" for s in states) else EXIT_PROBLEM
 
 
+def _lab_airflow(args: argparse.Namespace) -> int:
+    from multicloud_dr.lab.airflow_run import run_standalone
+
+    return run_standalone()
+
+
 def _demo(args: argparse.Namespace) -> int:
     from multicloud_dr.lab.demo import run_demo
 
@@ -212,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=_lab_down)
     lab_commands.add_parser("status", help="each service with its port and state (exit 1 if any is down)") \
         .set_defaults(func=_lab_status)
+    lab_commands.add_parser("airflow", help="airflow standalone on the lab (Ctrl-C or SIGTERM stops all it started)") \
+        .set_defaults(func=_lab_airflow)
     storage_help = f"Airflow connection id of the backup storage account (default {conn_ids.AZURE_BLOB_DR})"
     backup = commands.add_parser("backup", help="back up one MySQL database to Azure Blob (streamed, verified later)")
     backup.add_argument("--source", required=True, help="URI (mysql://user:pass@host:port) or connection id")

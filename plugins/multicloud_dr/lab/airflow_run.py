@@ -96,3 +96,90 @@ def task_results(dag_run) -> dict[str, Any]:
                                                         key="return_value"))
         }
         return {ti.task_id: (str(ti.state), values.get(ti.task_id)) for ti in tis}
+
+
+# -- `drctl lab airflow` (what `make airflow` runs) --------------------------------------------------
+# `airflow standalone` stops its scheduler, dag-processor, triggerer and api-server only on Ctrl-C
+# (KeyboardInterrupt); a SIGTERM ends it alone and leaves them running. So it runs here in a process
+# group of its own, a SIGTERM or SIGINT becomes one SIGINT to that group, and whatever is left of the
+# group after a grace period (a task process, a stuck component) is killed. `drctl lab down` does the
+# same through the pid file.
+STANDALONE_GRACE_SECONDS = 30.0
+
+
+def standalone_pid_file(settings: LabSettings) -> Path:
+    return settings.airflow_home / "standalone.pid"
+
+
+def _group_members(pgid: int, home: Path) -> list[int]:
+    """Processes of group `pgid` that run inside `home` (a reused pid elsewhere is not ours)."""
+    from multicloud_dr.lab.process import pid_is_ours
+
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry)) == pgid and pid_is_ours(int(entry), home):
+                    members.append(int(entry))
+    return members
+
+
+def stop_standalone_group(pgid: int, home: Path, grace: float = STANDALONE_GRACE_SECONDS) -> bool:
+    """SIGINT the group (standalone's own shutdown), SIGTERM after `grace`, SIGKILL 5 s later.
+    True if anything was running."""
+    import signal
+
+    from multicloud_dr.lab.process import wait_until
+
+    if not _group_members(pgid, home):
+        return False
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        if wait_until(lambda: not _group_members(pgid, home), wait):
+            break
+    return True
+
+
+def stop_standalone(settings: LabSettings) -> bool:
+    """Stop the lab's `airflow standalone` and every process it started, if it runs (its leader may be gone
+    already while its components live on in its group)."""
+    from multicloud_dr.lab.process import read_pid
+
+    pid_file = standalone_pid_file(settings)
+    pgid = read_pid(pid_file)
+    stopped = pgid is not None and stop_standalone_group(pgid, settings.airflow_home)
+    pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def run_standalone(settings: LabSettings | None = None) -> int:
+    """`airflow standalone` on the lab's settings, in the foreground, until it ends or we are signalled."""
+    import signal
+
+    settings = settings or LabSettings.from_env()
+    env = {**os.environ, **read_env_file(settings.env_file)}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # standalone starts `airflow ...`
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    stop_standalone(settings)   # a previous one whose supervisor was killed
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, cwd=settings.airflow_home,
+                            start_new_session=True)
+    standalone_pid_file(settings).write_text(f"{proc.pid}\n")
+    stopping: list[int] = []
+
+    def stop(signum, frame) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, stop)
+    try:
+        while proc.poll() is None and not stopping:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)
+    finally:
+        stop_standalone_group(proc.pid, settings.airflow_home)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        standalone_pid_file(settings).unlink(missing_ok=True)
+    return 0 if stopping else (proc.returncode or 0)

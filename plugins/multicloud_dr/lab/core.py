@@ -170,7 +170,12 @@ class Lab:
 
     # -- down / status -----------------------------------------------------------------------------
     def down(self, wipe: bool = False, report: Report = print) -> list[str]:
+        from multicloud_dr.lab.airflow_run import stop_standalone
+
         stopped = []
+        if stop_standalone(self.settings):   # the lab's Airflow (`make airflow`) and all it started
+            stopped.append("airflow")
+            report(f"  {'airflow':<14} stopped")
         for service in reversed(self.services):  # replicas before their primaries
             if service.stop():
                 stopped.append(service.name)
