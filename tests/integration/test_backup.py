@@ -485,3 +485,19 @@ def test_f16_ddl_during_the_dump_fails_it(primary, backup_root, store, azure_pro
     assert any(s in message for s in ("definition has changed", "changed while the dump ran", "doesn't exist")), \
         message
     assert not store.blob(layout.data).exists() and not store.blob(layout.manifest).exists()
+
+
+def test_f8_a_paused_holder_that_lost_its_lease_stops_before_the_commit(backup_root, store):
+    """A run paused past its lease (SIGSTOP, a frozen VM) must not commit once it wakes up: another run may
+    hold the lease and be writing the same backup. The renewer cannot notice in time; the check right before
+    the commit (confirm) must."""
+    lease_url = backup_root.join("db", "20261101T030000Z", ".lease")
+    paused = BackupLease(store.blob(lease_url), duration=15).__enter__()
+    paused._stop.set()           # its renewer stops, as a paused process's would
+    paused._renewer.join()
+    time.sleep(16)               # past the lease's duration
+    with BackupLease(store.blob(lease_url), duration=15):   # another run takes it
+        paused.check()           # what the upload loop checks: nothing seen yet
+        with pytest.raises(LeaseHeldError, match="no longer ours"):
+            paused.confirm()
+    paused._lease = None

@@ -66,6 +66,20 @@ class BackupLease:
         if self.lost is not None:
             raise LeaseHeldError(f"the lease on {self.blob.blob_name} was lost ({self.lost}); stopping")
 
+    def confirm(self) -> None:
+        """Renew the lease now and wait for the answer: proof that it is still ours at this moment. Called
+        right before an irreversible write (the commit, the manifest): the renewer's last success may be a
+        third of the duration old, and a process that was paused (SIGSTOP, a frozen VM) past the duration
+        may have lost the lease to another run that is writing the same backup."""
+        self.check()
+        try:
+            self._lease.renew()  # type: ignore[union-attr]
+        except HttpResponseError as err:
+            self.lost = err
+            raise LeaseHeldError(f"the lease on {self.blob.blob_name} is no longer ours (HTTP {err.status_code}): "
+                                 f"another {self.purpose} may hold it; stopping before the write, nothing was "
+                                 f"committed by this run") from None
+
     def __exit__(self, *exc) -> None:
         self._stop.set()
         if self._renewer is not None:

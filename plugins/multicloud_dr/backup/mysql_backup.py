@@ -136,6 +136,7 @@ def run_backup(request: BackupRequest, service: BlobServiceClient,
             manifest = _adopt_orphan(layout, store, pre)
         else:
             manifest = _dump_and_upload(request, layout, store, pre, lease, progress, on_child)
+        lease.confirm()
         if not store.create_manifest(layout.manifest, manifest):
             return _existing(store.read_manifest(layout.manifest), progress.seconds)  # type: ignore[arg-type]
     result = BackupResult(layout.manifest, manifest, created=True, seconds=progress.seconds,
@@ -217,6 +218,7 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
                                       "may mix new definitions with old data; nothing was committed: run it again")
             warnings = list(pre.warnings) + [line for line in messages.splitlines() if line.strip()]
             block_ids, sha256 = writer.finish()
+            lease.confirm()   # the commit makes the dump visible: only while the lease is provably ours
             committed = commit(blob, block_ids, sha256, writer.bytes, CONTENT_TYPE[request.codec],
                                metadata={"raw_bytes": str(raw)})
         except BaseException:
