@@ -29,6 +29,15 @@ class DatabaseConfig(Strict):
     # physical copy, so it is checked by its lag alone).
     consistency_tables: list[str] = []
 
+    @field_validator("name")
+    @classmethod
+    def _not_an_option(cls, value: str) -> str:
+        # As layout.validate_database_name: dump and client tools would read "-r/x" as an option.
+        if value.startswith("-"):
+            raise ValueError(f"database name {value!r} starts with '-', which dump and client tools read as an "
+                             f"option: rename the database so that it starts with a letter, digit, _ or $")
+        return value
+
 
 class CopyConfig(Strict):
     url: str
@@ -187,12 +196,17 @@ def topology_path() -> Path:
 def load_topology(path: Path | None = None) -> Topology:
     path = path or topology_path()
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"topology file {path} does not exist: set MULTICLOUD_DR_TOPOLOGY or create it "
                           f"(see include/topology.yaml)") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"topology file {path} is not valid YAML: {err}") from None
+    except OSError as err:  # a directory, no permission, an I/O error
+        raise ConfigError(f"topology file {path} cannot be read ({err.strerror or err}): point "
+                          f"MULTICLOUD_DR_TOPOLOGY at a readable YAML file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"topology file {path} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
+    except yaml.YAMLError as err:  # its message spans lines (with a caret under the problem): one line here
+        raise ConfigError(f"topology file {path} is not valid YAML: {' '.join(str(err).split())}") from None
     try:
         return Topology.model_validate(data)
     except ValidationError as err:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -180,6 +181,7 @@ def test_f18_killed_restore_leaves_the_target_untouched_and_a_rerun_is_clean(big
         cur.execute(f"CREATE TABLE {target_name}.yesterday (id INT PRIMARY KEY)")
         cur.execute(f"INSERT INTO {target_name}.yesterday VALUES (1)")
     loading = scratch_name(target_name, "restore")
+    temp_before = set(Path(tempfile.gettempdir()).iterdir())
     proc = subprocess.Popen([DRCTL, "restore", "--from", str(record.url), "--target", "mysql_dr", "--database",
                              target_name, "--replace", "--jobs", "2", "--lease-seconds", "15"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -197,6 +199,13 @@ def test_f18_killed_restore_leaves_the_target_untouched_and_a_rerun_is_clean(big
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # F29: the DR admin's password reached the verification dumps in memory only: nothing is left behind.
+    left = [p for p in set(Path(tempfile.gettempdir()).iterdir()) - temp_before if p.name.startswith("mcdr-")]
+    assert left == [], f"the killed restore left files behind: {left}"
+    password = dr.password.encode()
+    for path in set(Path(tempfile.gettempdir()).iterdir()) - temp_before:
+        if path.is_file() and path.stat().st_size < 1 << 20:
+            assert password not in path.read_bytes(), f"{path} holds the DR admin's password"
 
     with contextlib.closing(_connect(dr, target_name)) as conn, conn.cursor() as cur:
         cur.execute("SHOW TABLES")

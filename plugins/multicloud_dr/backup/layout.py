@@ -57,6 +57,11 @@ def validate_database_name(database: str) -> str:
     # Used in object names and in SQL identifiers: be strict rather than escape.
     if not re.fullmatch(r"[A-Za-z0-9_$-]{1,64}", database):
         raise ConfigError(f"database name {database!r} is not supported: use letters, digits, _ $ -")
+    if database.startswith("-"):
+        # A client tool would read it as an option (mysqldump -r/x writes a file): never a name here.
+        raise ConfigError(f"database name {database!r} starts with '-', which dump and client tools read as an "
+                          f"option: rename the database (or back up a copy) so that it starts with a letter, "
+                          f"digit, _ or $")
     return database
 
 

@@ -37,7 +37,7 @@ from multicloud_dr.backup.scan import DumpScanner, ScanResult
 from multicloud_dr.backup.store import BackupStore, ManifestRecord
 from multicloud_dr.backup.verify import read_back
 from multicloud_dr.connections import Endpoint
-from multicloud_dr.exceptions import DrError
+from multicloud_dr.exceptions import ConfigError, DrError
 from multicloud_dr.progress import MB, Progress
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,17 @@ class BackupRequest:
     lease_seconds: int = 60
     compress_threads: int = 2
     progress_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Checked here, before a lease or a blob is touched: a zero block size fails only mid-upload.
+        for name in ("block_size", "tier_blocks", "max_inflight_bytes", "upload_concurrency"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.compress_threads < 0:  # 0: zstd compresses on the calling thread
+            raise ConfigError(f"compress_threads must be 0 or more, got {self.compress_threads!r}")
+        if self.root.scheme != "wasb":
+            raise ConfigError(f"backups are written to Azure Blob: give wasb://CONTAINER/PREFIX, not {self.root}")
 
 
 @dataclass
@@ -115,7 +126,7 @@ def run_backup(request: BackupRequest, service: BlobServiceClient,
     """Back up one database; `on_child` is told the mysqldump process (so an operator can kill it)."""
     database = validate_database_name(request.database)
     if request.root.scheme != "wasb":
-        raise DrError(f"backups are written to Azure Blob (wasb://...); got {request.root}")
+        raise ConfigError(f"backups are written to Azure Blob: give wasb://CONTAINER/PREFIX, not {request.root}")
     layout = BackupLayout(request.root, database, stamp(request.logical_date), request.codec)
     store = BackupStore(service, request.root.bucket)
     progress = Progress(f"backup {database}/{layout.stamp}", interval=request.progress_interval)
@@ -190,10 +201,6 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, F_SETPIPE_SZ, READ_SIZE)
             while chunk := os.read(fd, READ_SIZE):
-                if not raw:
-                    # mysqldump has connected (it is writing): the password file is no longer needed, so
-                    # it goes now rather than at the end, which a SIGKILLed worker would never reach.
-                    shutil.rmtree(cnf.parent, ignore_errors=True)
                 raw += len(chunk)
                 scanner.feed(chunk)
                 writer.write(comp.compress(chunk))

@@ -1,8 +1,8 @@
 """The source database: preflight checks, and the mysqldump child process.
 
-Credentials reach mysqldump through an option file (mode 0600, in a private directory, removed
-afterwards), passed as `--defaults-file` so that no other option file (a ~/.my.cnf with another
-password) can override it, and so that no password is ever in a process's argv (F15).
+Credentials reach mysqldump through an option file held only in memory (see `option_file`), passed
+as `--defaults-file` so that no other option file (a ~/.my.cnf with another password) can override
+it, and so that no password is ever in a process's argv (F15) or in a file left behind (F29).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,22 +139,24 @@ def _option_value(value: str) -> str:
 
 @contextlib.contextmanager
 def option_file(endpoint: Endpoint) -> Iterator[Path]:
-    """A [client] option file readable only by us, deleted on exit (also on errors)."""
-    directory = Path(tempfile.mkdtemp(prefix="mcdr-dump-"))  # mode 0700
-    path = directory / "client.cnf"
+    """A [client] option file that exists only in memory, for as long as this process holds it open.
+
+    It is a memfd (mode 0600), named to child processes as `/proc/<our pid>/fd/<n>`: a child of the same
+    user opens that path like any file (no descriptor needs passing, so shell pipelines work too), and
+    nothing else can. No file is ever on disk: when this process ends, however it ends (SIGKILL, OOM),
+    the kernel drops it with the descriptor (F29)."""
+    lines = ["[client]", f"host={endpoint.host or '127.0.0.1'}", f"port={endpoint.port or 3306}", "protocol=TCP"]
+    if endpoint.login:
+        lines.append(f"user={_option_value(endpoint.login)}")
+    if endpoint.password:
+        lines.append(f"password={_option_value(endpoint.password)}")
+    fd = os.memfd_create("mcdr-client-cnf", os.MFD_CLOEXEC)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("[client]\n")
-            handle.write(f"host={endpoint.host or '127.0.0.1'}\nport={endpoint.port or 3306}\n")
-            if endpoint.login:
-                handle.write(f"user={_option_value(endpoint.login)}\n")
-            if endpoint.password:
-                handle.write(f"password={_option_value(endpoint.password)}\n")
-            handle.write("protocol=TCP\n")
-        yield path
+        os.fchmod(fd, 0o600)   # MySQL clients ignore a world-writable option file
+        os.write(fd, ("\n".join(lines) + "\n").encode())
+        yield Path(f"/proc/{os.getpid()}/fd/{fd}")
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        os.close(fd)
 
 
 def dump_argv(binary: str, version_line: str, defaults_file: Path, database: str, preflight: Preflight) -> list[str]:
@@ -168,5 +169,7 @@ def dump_argv(binary: str, version_line: str, defaults_file: Path, database: str
             argv += ["--master-data=2", "--gtid"]
         else:
             argv += ["--source-data=2", "--set-gtid-purged=COMMENTED"]
-    argv.append(database)  # no --databases: the dump restores into a database of any name
+    # "--" ends the options: mysqldump permutes argv, so a name like "-r/x" would otherwise be an option
+    # wherever it stands. No --databases: the dump restores into a database of any name.
+    argv += ["--", database]
     return argv

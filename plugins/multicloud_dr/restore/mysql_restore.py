@@ -88,6 +88,10 @@ class RestoreRequest:
     load_data: bool = True        # rows by LOAD DATA LOCAL where a table allows it (INSERT if the server refuses)
     lease_seconds: int = 60
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise InputError(f"jobs (parallel loading connections) must be 1 or more, got {self.jobs!r}")
+
 
 @dataclass
 class RestoreResult:
@@ -339,7 +343,9 @@ def _dump_checksums(binary: str, cnf, database: str, tables: list[str]) -> dict[
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([*([stdbuf, "-o4M"] if stdbuf else []), binary, f"--defaults-file={cnf}",
                                  "--single-transaction", "--quick", "--hex-blob", "--default-character-set=utf8mb4",
-                                 "--max-allowed-packet=1G", "--no-create-info", "--skip-triggers", database, *tables],
+                                 "--max-allowed-packet=1G", "--no-create-info", "--skip-triggers",
+                                 # "--": a table named "-r/x" or "--result-file=/x" is a name, not an option.
+                                 "--", database, *tables],
                                 stdout=subprocess.PIPE, stderr=err)
         for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
             scanner.feed(chunk)
