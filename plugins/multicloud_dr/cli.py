@@ -17,6 +17,39 @@ from multicloud_dr import connections as conn_ids
 from multicloud_dr.exceptions import DrError, InputError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+# Server errors that mean the account lacks a privilege (on a database, a table, a column, a routine, SUPER).
+MYSQL_ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143, 1227, 1370})
+MYSQL_ACCOUNT_OPTION = {"backup": "--source", "restore": "--target"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with drctl's contract for bad input: one line on stderr, exit 2 (not the usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"drctl: error: {' '.join(message.split())} (see: {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _mysql_error_line(err: Exception, command: str | None) -> str:
+    """One line for a server error nothing below turned into a DrError: the server's code and message
+    (which name the account, never its password) and what to check."""
+    code, text = (err.args[0], err.args[1]) if len(err.args) >= 2 else (None, str(err) or type(err).__name__)
+    option = MYSQL_ACCOUNT_OPTION.get(command or "")
+    account = f"the account given by {option}" if option else "the MySQL account of the connection"
+    if code in MYSQL_ACCESS_DENIED:
+        hint = f"{account} lacks a privilege there: grant it (SHOW GRANTS lists what it has), or use another account"
+    else:
+        hint = f"check the MySQL server and {account}"
+    return f"MySQL error {code if code is not None else '-'}: {' '.join(str(text).split())}; {hint}"
 
 
 def _lab_up(args: argparse.Namespace) -> int:
@@ -201,12 +234,14 @@ def _terraform(args: argparse.Namespace) -> int:
     if args.confirm != args.environment:  # on a shell, whoever types the environment's name is the approver
         raise InputError(f"review the plan, then confirm with --confirm {args.environment}")
     print(json.dumps(provision.apply_stack(ref, settings, store, StorageUrl.parse(args.plan), args.sha256,
-                                           applied_by={"approved_by": "drctl --confirm"}).to_dict(), indent=2))
+                                           applied_by={"approved_by": "drctl --confirm"},
+                                           action="destroy" if getattr(args, "destroy", False) else "apply"
+                                           ).to_dict(), indent=2))
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drctl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     lab = commands.add_parser("lab", help="the local DR lab of real servers on 127.0.0.1")
@@ -229,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--logical-date",
                         help="names the backup (ISO, UTC; default now): the same date is the same backup")
     backup.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
-    backup.add_argument("--block-size", type=int, default=8 * 2**20, help="first block size in bytes (grows as needed)")
-    backup.add_argument("--upload-buffer-mb", type=int, default=64,
+    backup.add_argument("--block-size", type=_positive_int, default=8 * 2**20,
+                        help="first block size in bytes (grows as needed)")
+    backup.add_argument("--upload-buffer-mb", type=_positive_int, default=64,
                         help="at most this many MB of blocks queued or uploading (bounds memory)")
     backup.add_argument("--lease-seconds", type=int, default=60, choices=range(15, 61), metavar="15..60",
                         help="lease duration: how soon a crashed run's backup can be retried")
@@ -254,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--from", dest="source", required=True, metavar="MANIFEST_URL|latest")
     restore.add_argument("--target", required=True, help="URI (mysql://user:pass@host:port) or connection id")
     restore.add_argument("--database", required=True, help="the database to restore into")
-    restore.add_argument("--jobs", type=int, default=4, help="parallel loading connections")
+    restore.add_argument("--jobs", type=_positive_int, default=4, help="parallel loading connections")
     restore.add_argument("--replace", action="store_true", help="replace a database that has tables")
     restore.add_argument("--binlog", action="store_true", help="write the load to the target's binlog (slower)")
     restore.add_argument("--no-load-data", action="store_true",
@@ -308,8 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drctl: error: {err}", file=sys.stderr)
         return err.exit_code
     except Exception as err:
+        import pymysql
         from azure.core.exceptions import AzureError
 
+        if isinstance(err, pymysql.err.MySQLError):
+            print(f"drctl: error: {_mysql_error_line(err, args.command)}", file=sys.stderr)
+            return EXIT_USAGE
         if isinstance(err, AzureError):
             print(f"drctl: error: storage request failed: {str(err).splitlines()[0]}; check the storage connection "
                   f"({getattr(args, 'storage_conn', '')}) and that the account is reachable", file=sys.stderr)

@@ -73,19 +73,32 @@ def env_var_name(conn_id: str) -> str:
     return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
-def parse_uri(uri: str) -> Endpoint:
-    """Parse an Airflow-style connection URI (`scheme://login:password@host:port/schema?extra`)."""
-    parts = urlsplit(uri)
+def parse_uri(uri: str, source: str = "the connection URI") -> Endpoint:
+    """Parse an Airflow-style connection URI (`scheme://login:password@host:port/schema?extra`).
+
+    `source` names where the URI came from (e.g. AIRFLOW_CONN_MYSQL_DR) in error messages, which never
+    quote the URI or any part of it: a password with an unescaped `/` or `@` ends up in any of them.
+    """
+    hint = "percent-encode any / ? # @ : [ ] in the user or password (e.g. / as %2F)"
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # an unbalanced [IPv6] host
+        raise ConnectionNotFoundError(f"{source} does not parse as a URI: write an IPv6 host as [::1]; "
+                                      f"{hint}") from None
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        raise ConnectionNotFoundError(f"{source}: the port is not a number 0..65535; {hint}") from None
     if not parts.scheme:
-        raise ConnectionNotFoundError(f"{uri!r} is not a URI: expected scheme://user:password@host:port/db")
+        raise ConnectionNotFoundError(f"{source} is not a URI: expected scheme://user:password@host:port/db")
     scheme = parts.scheme.lower()
     extra: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
     if "__extra__" in extra:
-        extra = json.loads(extra["__extra__"])
+        extra = _extra_object(extra["__extra__"], f"{source}: __extra__")
     return Endpoint(
         conn_type=_SCHEME_TO_CONN_TYPE.get(scheme, scheme.replace("-", "_")),
         host=unquote(parts.hostname) if parts.hostname else None,
-        port=parts.port,
+        port=port,
         login=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password is not None else None,
         schema=unquote(parts.path.lstrip("/")) or None,
@@ -93,27 +106,54 @@ def parse_uri(uri: str) -> Endpoint:
     )
 
 
-def parse_connection_value(value: str) -> Endpoint:
-    """Parse the value of an AIRFLOW_CONN_* variable: a URI or Airflow's JSON form."""
+def _extra_object(text: str, where: str) -> dict[str, Any]:
+    """A connection's extra given as a JSON string: it must be a JSON object."""
+    try:
+        extra = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConnectionNotFoundError(f"{where} is not valid JSON ({err.msg} at character {err.pos}): "
+                                      f"give a JSON object, e.g. {{\"key\": \"value\"}}") from None
+    if not isinstance(extra, dict):
+        raise ConnectionNotFoundError(f"{where} is a JSON {type(extra).__name__}, not an object: "
+                                      f"give a JSON object, e.g. {{\"key\": \"value\"}}")
+    return extra
+
+
+def parse_connection_value(value: str, source: str = "the connection") -> Endpoint:
+    """Parse the value of an AIRFLOW_CONN_* variable: a URI or Airflow's JSON form. `source` (the
+    variable's name) is what error messages name; they never quote the value, which holds a password."""
     value = value.strip()
     if value.startswith("{"):
         try:
             data = json.loads(value)
         except json.JSONDecodeError as err:
-            raise ConnectionNotFoundError(f"connection JSON does not parse: {err.msg}") from None
+            raise ConnectionNotFoundError(f"{source}: connection JSON does not parse: {err.msg} "
+                                          f"at character {err.pos}") from None
         extra = data.get("extra") or {}
         if isinstance(extra, str):
-            extra = json.loads(extra) if extra else {}
+            extra = _extra_object(extra, f"{source}: extra") if extra.strip() else {}
+        elif not isinstance(extra, dict):
+            raise ConnectionNotFoundError(f"{source}: extra is a JSON {type(extra).__name__}, not an object")
         return Endpoint(
             conn_type=data.get("conn_type", ""),
             host=data.get("host"),
-            port=int(data["port"]) if data.get("port") else None,
+            port=_json_port(data.get("port"), source),
             login=data.get("login"),
             password=data.get("password"),
             schema=data.get("schema"),
             extra=extra,
         )
-    return parse_uri(value)
+    return parse_uri(value, source)
+
+
+def _json_port(port: Any, source: str) -> int | None:
+    if port is None or port == "":
+        return None
+    if isinstance(port, str) and re.fullmatch(r"[0-9]{1,5}", port.strip()):
+        port = int(port)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConnectionNotFoundError(f"{source}: the port is not a number 0..65535 (give an integer)")
+    return port
 
 
 def _from_airflow(conn_id: str) -> Endpoint | None:
@@ -163,13 +203,15 @@ def get_endpoint(ref: str) -> Endpoint:
         endpoint = parse_uri(ref)
         mask_in_airflow(endpoint)
         return endpoint
-    in_airflow = running_in_airflow()
+    from multicloud_dr import secrets_backend  # outside Airflow: AIRFLOW_CONN_<ID>, then the secrets backend
+
+    in_airflow = running_in_airflow() and not secrets_backend.imported_airflow()
     value = os.environ.get(env_var_name(ref))
     if value and not in_airflow:
-        return parse_connection_value(value)
-    endpoint = _from_airflow(ref) if in_airflow else None
+        return parse_connection_value(value, env_var_name(ref))
+    endpoint = _from_airflow(ref) if in_airflow else secrets_backend.endpoint_from_backend(ref)
     if endpoint is None and value:
-        endpoint = parse_connection_value(value)
+        endpoint = parse_connection_value(value, env_var_name(ref))
     if endpoint is None:
         raise ConnectionNotFoundError(
             f"no connection {ref!r}: create it in Airflow (Admin -> Connections), or export "
