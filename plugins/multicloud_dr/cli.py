@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--plan", required=True, metavar="wasb://.../plan.tfplan", help="printed by plan")
             sub.add_argument("--sha256", required=True, help="the plan's SHA-256, printed by plan")
             sub.add_argument("--confirm", required=True, metavar="ENVIRONMENT", help="type the environment's name")
+            sub.add_argument("--destroy", action="store_true",
+                             help="the plan is a destroy plan (from plan --destroy); refused for any other plan")
 
     commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
         .set_defaults(func=_demo)

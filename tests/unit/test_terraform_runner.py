@@ -268,8 +268,68 @@ def test_destroy_plans_and_applies_the_destruction(fake, store):
     record = plan_stack(REF, settings, "destroy", store, "run5")
     assert record.summary.totals == {"add": 0, "change": 0, "destroy": 4}
     assert "-destroy" in fake.starts("plan")[-1]["argv"]
-    apply_stack(REF, settings, store, record.plan_url, record.plan_sha256)
+    apply_stack(REF, settings, store, record.plan_url, record.plan_sha256, action="destroy")
     assert fake.state("aws", "dev", "always-on")["resources"] == {}
+
+
+# The stored plan must be applied as what it was planned for: terraform would run it in the asked stack's root
+# against that stack's state, and the approval was given for what the plan shows.
+MISMATCHES = {
+    "dev plan to staging": (REF, "apply", StackRef("aws", "staging", "always-on")),
+    "always-on plan to failover": (REF, "apply", StackRef("aws", "dev", "failover")),
+    "destroy plan as apply": (REF, "destroy", REF),
+}
+
+
+@pytest.mark.parametrize("planned_ref, planned_action, asked_ref", MISMATCHES.values(), ids=MISMATCHES.keys())
+def test_a_stored_plan_is_not_applied_to_another_stack_or_as_another_action(fake, store, planned_ref, planned_action,
+                                                                            asked_ref):
+    plan_and_apply(fake, WANT_V1)  # the stacks exist, so a destroy plan has something to destroy
+    fake.make_root("aws", "staging")
+    fake.set_scenario({f"aws/{e}/{s}": WANT_V2 for e in ("dev", "staging") for s in ("always-on", "failover")})
+    settings = settings_for(fake)
+    record = plan_stack(planned_ref, settings, planned_action, store, "run-mismatch")
+    states = {(e, s): fake.state("aws", e, s) for e in ("dev", "staging") for s in ("always-on", "failover")}
+    with pytest.raises(PlanIntegrityError, match=rf"is for {planned_ref.label} \({planned_action}\), not "
+                                                 rf"{asked_ref.label} \(apply\): nothing was applied"):
+        apply_stack(asked_ref, settings, store, record.plan_url, record.plan_sha256)  # as drctl terraform apply
+    assert fake.starts("apply")[1:] == [], "terraform apply ran"
+    assert {(e, s): fake.state("aws", e, s) for e, s in states} == states
+    assert not any("/applied-" in n for n in store.blobs.blobs)
+
+
+def _drctl_with(fake, monkeypatch, tmp_path, store):
+    """drctl's `terraform` commands on the fake binary, saved plans in `store` instead of Azure Blob."""
+    import yaml
+
+    from multicloud_dr import cli
+
+    topology = Path(__file__).resolve().parents[2] / "include" / "topology.yaml"
+    data = yaml.safe_load(topology.read_text())
+    data["terraform"] = {"root": str(fake.roots), "credentials": {"aws": None, "azure": None, "gcp": None},
+                         "lock_timeout_seconds": 0}
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MULTICLOUD_DR_TOPOLOGY", str(path))
+    monkeypatch.setattr(cli, "_storage", lambda conn_id: None)
+    monkeypatch.setattr(PlanStore, "from_service", classmethod(lambda cls, service, location: store))
+    return cli.main
+
+
+def test_drctl_refuses_to_apply_a_dev_plan_to_staging(fake, monkeypatch, tmp_path, store, capsys):
+    main = _drctl_with(fake, monkeypatch, tmp_path, store)
+    fake.make_root("aws", "staging")
+    fake.set_scenario({"aws/dev/always-on": WANT_V1, "aws/staging/always-on": WANT_V1})
+    stack = ["--cloud", "aws", "--stack", "always-on"]
+    assert main(["terraform", "plan", "--environment", "dev", *stack]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    code = main(["terraform", "apply", "--environment", "staging", *stack, "--plan", plan["plan_url"],
+                 "--sha256", plan["plan_sha256"], "--confirm", "staging"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is for aws/dev/always-on (apply), not aws/staging/always-on (apply)" in err, err
+    assert fake.starts("apply") == [] and fake.state("aws", "staging", "always-on") is None
+    assert fake.state("aws", "dev", "always-on") is None
+    assert not any("/applied-" in n for n in store.blobs.blobs)
 
 
 # ---------------------------------------------------------------- credentials, outputs, binary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,9 +11,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from multicloud_dr.backup.layout import MANIFEST, BackupLayout, StorageUrl
+from multicloud_dr.backup.layout import MANIFEST, BackupLayout, StorageUrl, validate_database_name
 from multicloud_dr.backup.manifest import Manifest, ManifestError
 from multicloud_dr.exceptions import ConfigError, DrError
+
+log = logging.getLogger(__name__)
 
 
 class ConcurrentUpdateError(DrError):
@@ -78,7 +81,10 @@ class BackupStore:
             raise ConcurrentUpdateError(f"{record.url} changed while it was being updated; run again") from None
 
     def list_manifests(self, root: StorageUrl, database: str | None = None) -> list[ManifestRecord]:
-        """Every backup under root (for one database or all), oldest first; malformed ones skipped."""
+        """Every backup under root (for one database or all), oldest first. Only a manifest at exactly
+        `<root>/<database>/<YYYYMMDDTHHMMSSZ>/manifest.json` that names that database and stamp counts: anything
+        else (nested deeper, another database's, malformed) is skipped with a warning, since retention, restore
+        and the failover gate act on this list as the backups of `database`."""
         self._same_container(root)
         prefix = "/".join(p for p in (root.path, database) if p)
         records = []
@@ -87,13 +93,33 @@ class BackupStore:
                 continue
             url = StorageUrl("wasb", self.container_name, item.name)
             try:
-                BackupLayout.from_manifest_url(url)
-                record = self.read_manifest(url)
-            except (ManifestError, ConfigError):
+                record = self._backup_record(url, root, database)
+            except (ManifestError, ConfigError) as err:
+                log.warning("skipping %s: not a backup of %s under %s: %s", url, database or "any database", root,
+                            err)
                 continue
             if record is not None:
                 records.append(record)
         return sorted(records, key=lambda r: (r.manifest.logical_date, r.created))
+
+    def _backup_record(self, url: StorageUrl, root: StorageUrl, database: str | None) -> ManifestRecord | None:
+        """The manifest at `url` if it is where and what a backup of `database` under `root` must be; None when
+        it was deleted since the listing."""
+        layout = BackupLayout.from_manifest_url(url)
+        if layout.root.path != root.path:
+            raise ConfigError(f"it is not at <root>/<database>/<YYYYMMDDTHHMMSSZ>/{MANIFEST}")
+        validate_database_name(layout.database)
+        if database is not None and layout.database != database:
+            raise ConfigError(f"its path names database {layout.database!r}")
+        record = self.read_manifest(url)
+        if record is None:
+            return None
+        manifest = record.manifest
+        expected_id = f"{layout.database}/{layout.stamp}"
+        if manifest.database != layout.database or manifest.backup_id != expected_id:
+            raise ManifestError(f"it holds backup {manifest.backup_id!r} of database {manifest.database!r}, "
+                                f"not {expected_id!r}")
+        return record
 
     def server_now(self) -> datetime:
         """The storage service's clock (its Date header), not this worker's (F25)."""

@@ -106,8 +106,9 @@ class TerraformPlanOperator(_TerraformOperator):
 
 class TerraformApplyOperator(_TerraformOperator):
     """Apply exactly the saved plan the task `plan_task_id` stored (its XCom: URL and SHA-256), after checking
-    the SHA-256 and, where the topology asks for one, the approval recorded by the task `approval_task_id` (a
-    destroy must be confirmed by typing the environment's name). Applying a plan applied already does nothing.
+    the SHA-256, that it was planned for this stack and `action` (`apply_stack` checks both, for drctl too) and,
+    where the topology asks for one, the approval recorded by the task `approval_task_id` (a destroy must be
+    confirmed by typing the environment's name). Applying a plan applied already does nothing.
 
     The plan is pulled by task id rather than passed as an XComArg: an XComArg would make the plan task a
     direct upstream, and with this task's trigger rule (after the approval or the no-approval path) a plan
@@ -133,10 +134,6 @@ class TerraformApplyOperator(_TerraformOperator):
             ref, plan = self._ref(), context["ti"].xcom_pull(task_ids=self.plan_task_id)
             if not plan or not plan.get("plan_url"):
                 raise InputError("there is no saved plan to apply (the plan task found no changes or stored none)")
-            if (plan["cloud"], plan["environment"], plan["stack"], plan["action"]) != (
-                    ref.cloud, ref.environment, ref.stack, self.action):
-                raise InputError(f"the saved plan is for {plan['stack_label']} ({plan['action']}), not {ref.label} "
-                                 f"({self.action})")
             settings = _settings()
             applied_by: dict[str, Any] = {"run_id": context["run_id"]}
             if settings.approval_required(ref.environment, self.action):
@@ -144,7 +141,8 @@ class TerraformApplyOperator(_TerraformOperator):
                 applied_by["approved_by"] = check_approval(answer, environment=ref.environment, action=self.action)
                 self.log.info("approved by %s", applied_by["approved_by"])
             return apply_stack(ref, settings, _plan_store(settings), StorageUrl.parse(plan["plan_url"]),
-                               plan["plan_sha256"], applied_by=applied_by, on_runner=self._track).to_dict()
+                               plan["plan_sha256"], applied_by=applied_by, on_runner=self._track,
+                               action=self.action).to_dict()
 
         return run_step(step)
 

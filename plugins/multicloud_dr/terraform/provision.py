@@ -6,6 +6,7 @@
 - `plan_stack`: init, `plan -detailed-exitcode -out`, `show -json` counted per resource type; a plan with
   changes is stored (private blob storage) for the apply;
 - `apply_stack`: applies exactly the stored plan, once: its SHA-256 must be the one the plan step reported,
+  it must have been planned for the same stack (cloud, environment, stack) and action as is being applied,
   an `applied.json` marker next to it makes a second apply of it a no-op success, and a plan found stale
   because an earlier attempt applied it (and died before writing the marker) is recognised by a fresh
   plan having nothing left to do;
@@ -26,7 +27,7 @@ from multicloud_dr.backup.layout import StorageUrl
 from multicloud_dr.terraform.approval import approval_text
 from multicloud_dr.terraform.credentials import credentials_env
 from multicloud_dr.terraform.outputs import split_outputs
-from multicloud_dr.terraform.plan_store import PlanStore
+from multicloud_dr.terraform.plan_store import PlanIntegrityError, PlanStore, StoredPlan
 from multicloud_dr.terraform.runner import OnRunner, StalePlanError, TerraformRunner
 from multicloud_dr.terraform.stacks import ACTIONS, StackRef, TerraformSettings
 from multicloud_dr.terraform.summary import PlanSummary
@@ -119,15 +120,40 @@ class ApplyRecord:
                 "seconds": round(self.seconds, 3)}
 
 
+def check_plan_is_for(stored: StoredPlan, ref: StackRef, action: str) -> None:
+    """Refuse a stored plan made for another stack or action than the one being applied (a dev plan applied to
+    staging, an always-on plan to failover, a destroy plan as an apply): terraform would run it in `ref`'s root
+    against `ref`'s state, and the approval was given for what the plan was made for."""
+    info = stored.info
+    if not info:
+        raise PlanIntegrityError(f"there is no record of what the saved plan at {stored.url} was made for: plan "
+                                 f"{ref.label} again (trigger the DAG again, or drctl terraform plan)")
+    if info.get("plan_sha256") != stored.sha256:
+        raise PlanIntegrityError(f"the record next to the saved plan at {stored.url} describes another plan (SHA-256 "
+                                 f"{info.get('plan_sha256')}): plan {ref.label} again")
+    planned = {k: info.get(k) for k in ("cloud", "environment", "stack", "action")} | {
+        "destroy": bool(info.get("destroy"))}
+    if planned != {**ref.to_dict(), "action": action, "destroy": action == "destroy"}:
+        label = "/".join(str(planned[k]) for k in ("cloud", "environment", "stack"))
+        raise PlanIntegrityError(f"the saved plan at {stored.url} is for {label} ({planned['action']}), not "
+                                 f"{ref.label} ({action}): nothing was applied; plan {ref.label} ({action}) and "
+                                 f"apply that plan")
+
+
 def apply_stack(ref: StackRef, settings: TerraformSettings, store: PlanStore, plan_url: StorageUrl, plan_sha256: str,
-                applied_by: dict[str, Any] | None = None, on_runner: OnRunner | None = None) -> ApplyRecord:
-    """Apply exactly the stored plan `plan_url` whose SHA-256 is `plan_sha256`, at most once."""
+                applied_by: dict[str, Any] | None = None, on_runner: OnRunner | None = None, *,
+                action: str = "apply") -> ApplyRecord:
+    """Apply exactly the stored plan `plan_url` whose SHA-256 is `plan_sha256`, at most once, if it was planned
+    for `ref` and `action` (apply, or destroy: a destroy plan is applied only when asked for by name)."""
+    if action not in ACTIONS:
+        raise ValueError(f"action {action!r} is not one of {ACTIONS}")
+    stored = store.get_plan(plan_url, plan_sha256)
+    check_plan_is_for(stored, ref, action)
     marker = store.applied(plan_url, plan_sha256)
     if marker is not None:
         detail = f"plan {plan_sha256[:12]} was applied at {marker.get('applied_at')}: nothing to do"
         log.info("%s: %s", ref.label, detail)
         return ApplyRecord(ref, plan_url, plan_sha256, applied=False, detail=detail)
-    stored = store.get_plan(plan_url, plan_sha256)
     destroy = bool(stored.info.get("destroy"))
     with open_runner(ref, settings, on_runner) as runner:
         plan_file = runner.data_dir / PLAN_FILE
