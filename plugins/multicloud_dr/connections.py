@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from multicloud_dr.exceptions import ConnectionNotFoundError
+from multicloud_dr.exceptions import ConnectionNotFoundError, InputError
 
 # The connection ids the DAGs use unless the topology names others. The lab exports one
 # AIRFLOW_CONN_* variable for each, so DAGs and drctl work against it with nothing else to set.
@@ -94,7 +94,7 @@ def parse_uri(uri: str, source: str = "the connection URI") -> Endpoint:
     scheme = parts.scheme.lower()
     extra: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
     if "__extra__" in extra:
-        extra = _extra_object(extra["__extra__"], f"{source}: __extra__")
+        extra = json_object(extra["__extra__"], f"{source}: __extra__")
     return Endpoint(
         conn_type=_SCHEME_TO_CONN_TYPE.get(scheme, scheme.replace("-", "_")),
         host=unquote(parts.hostname) if parts.hostname else None,
@@ -106,17 +106,18 @@ def parse_uri(uri: str, source: str = "the connection URI") -> Endpoint:
     )
 
 
-def _extra_object(text: str, where: str) -> dict[str, Any]:
-    """A connection's extra given as a JSON string: it must be a JSON object."""
+def json_object(text: str, where: str, error: type[InputError] = ConnectionNotFoundError) -> dict[str, Any]:
+    """A setting given as a JSON string (a connection's extra, a backend's kwargs): it must be a JSON
+    object; otherwise `error`, in one line that names `where` and never echoes the text."""
     try:
-        extra = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ConnectionNotFoundError(f"{where} is not valid JSON ({err.msg} at character {err.pos}): "
-                                      f"give a JSON object, e.g. {{\"key\": \"value\"}}") from None
-    if not isinstance(extra, dict):
-        raise ConnectionNotFoundError(f"{where} is a JSON {type(extra).__name__}, not an object: "
-                                      f"give a JSON object, e.g. {{\"key\": \"value\"}}")
-    return extra
+        raise error(f"{where} is not valid JSON ({err.msg} at character {err.pos}): "
+                    f"give a JSON object, e.g. {{\"key\": \"value\"}}") from None
+    if not isinstance(value, dict):
+        raise error(f"{where} is a JSON {type(value).__name__}, not an object: "
+                    f"give a JSON object, e.g. {{\"key\": \"value\"}}")
+    return value
 
 
 def parse_connection_value(value: str, source: str = "the connection") -> Endpoint:
@@ -131,7 +132,7 @@ def parse_connection_value(value: str, source: str = "the connection") -> Endpoi
                                           f"at character {err.pos}") from None
         extra = data.get("extra") or {}
         if isinstance(extra, str):
-            extra = _extra_object(extra, f"{source}: extra") if extra.strip() else {}
+            extra = json_object(extra, f"{source}: extra") if extra.strip() else {}
         elif not isinstance(extra, dict):
             raise ConnectionNotFoundError(f"{source}: extra is a JSON {type(extra).__name__}, not an object")
         return Endpoint(

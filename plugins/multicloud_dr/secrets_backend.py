@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import logging
 import os
 import sys
@@ -123,16 +122,9 @@ def _backend(class_path: str, kwargs_text: str) -> Any:
 
 
 def _kwargs(text: str) -> dict[str, Any]:
-    if not text.strip():
-        return {}
-    try:
-        kwargs = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{KWARGS_VAR} is not valid JSON ({err.msg} at character {err.pos}): "
-                          f"give a JSON object, e.g. {{\"region_name\": \"us-east-1\"}}") from None
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"{KWARGS_VAR} is a JSON {type(kwargs).__name__}, not an object of keyword arguments")
-    return kwargs
+    from multicloud_dr.connections import json_object
+
+    return json_object(text, KWARGS_VAR, ConfigError) if text.strip() else {}
 
 
 def _keep_drctl_logging(handlers: list[logging.Handler], level: int) -> None:
