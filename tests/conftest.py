@@ -50,7 +50,13 @@ def lab():
     from multicloud_dr.lab.core import Lab
 
     lab = Lab()
-    outcomes = lab.up(report=lambda line: print(line, file=sys.stderr))
+    running_before = {service.name for service in lab.services if service.pid() is not None}
+    try:
+        outcomes = lab.up(report=lambda line: print(line, file=sys.stderr))
+    except BaseException:
+        # A failed start must not leave half a lab behind it for the next run (its ports would be taken).
+        lab.stop([s.name for s in lab.services if s.pid() is not None and s.name not in running_before])
+        raise
     started = [name for name, outcome in outcomes.items() if outcome == "started"]
     for key, value in read_env_file(lab.settings.env_file).items():
         # The lab's Airflow home is for `make airflow`; the tests keep their own (set above).

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from multicloud_dr import secrets_backend
+from multicloud_dr import connections, secrets_backend
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.exceptions import ConfigError, ConnectionNotFoundError
 
@@ -38,6 +38,9 @@ class BrokenBackend:
 def backends(tmp_path, monkeypatch):
     (tmp_path / "fake_secrets_backends.py").write_text(FAKE_BACKENDS)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # These tests stand for drctl, outside Airflow; in the whole suite other tests have imported airflow.sdk,
+    # which would otherwise send get_endpoint through Airflow's own lookup.
+    monkeypatch.setattr(connections, "running_in_airflow", lambda: False)
     secrets_backend._backend.cache_clear()
     yield lambda name, **kwargs: (monkeypatch.setenv("AIRFLOW__SECRETS__BACKEND", f"fake_secrets_backends.{name}"),
                                   monkeypatch.setenv("AIRFLOW__SECRETS__BACKEND_KWARGS", json.dumps(kwargs)))

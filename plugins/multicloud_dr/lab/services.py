@@ -172,14 +172,21 @@ class MariaDBService(Service):
         except pymysql.MySQLError:
             return False
 
+    @property
+    def tmpdir(self) -> Path:
+        return self.dir / "tmp"
+
     def prepare(self) -> None:
         data = self.dir / "data"
         if (data / "mysql").is_dir():
             return
         install_db = find_binary("mariadb-install-db", "apt-get install mariadb-server (or run make install)")
         # --no-defaults first: the system server's my.cnf (its datadir, user, log) must not leak in.
+        # Its own temp directory (install-db passes --tmpdir on to the bootstrap server): a temp-table file
+        # of the bootstrap once went missing from the shared /tmp and the install failed.
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         argv = [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
-                "--skip-test-db"]
+                "--skip-test-db", f"--tmpdir={self.tmpdir}"]
         if IS_ROOT:
             argv.append("--user=root")
         with open(self.log_file, "ab") as log:
@@ -199,7 +206,9 @@ class MariaDBService(Service):
             "--skip-name-resolve", "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci", "--innodb-buffer-pool-size=256M",
             "--max-allowed-packet=256M", f"--read-only={'ON' if self.read_only else 'OFF'}",
+            f"--tmpdir={self.tmpdir}",
         ]
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         if IS_ROOT:
             argv.append("--user=root")
         process.spawn(argv, cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
