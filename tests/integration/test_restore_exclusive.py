@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-import pymysql
 import pytest
 
 from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
@@ -26,22 +25,19 @@ from multicloud_dr.connections import get_endpoint
 from multicloud_dr.restore.mysql_restore import restore_status, scratch_name
 from multicloud_dr.restore.target_lock import lock_name
 
+from .conftest import mysql_connect
+
 DRCTL = str(Path(sys.executable).with_name("drctl"))
 
 
-def _connect(endpoint, database=None):
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           database=database, autocommit=True, charset="utf8mb4")
-
-
 def _databases(endpoint) -> set[str]:
-    with contextlib.closing(_connect(endpoint)) as conn, conn.cursor() as cur:
+    with contextlib.closing(mysql_connect(endpoint)) as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES")
         return {r[0] for r in cur.fetchall()}
 
 
 def _lock_holder(endpoint, database: str):
-    with contextlib.closing(_connect(endpoint)) as conn, conn.cursor() as cur:
+    with contextlib.closing(mysql_connect(endpoint)) as conn, conn.cursor() as cur:
         cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(database),))
         return cur.fetchone()[0]
 
@@ -55,7 +51,7 @@ def dr():
 def target_name(dr):
     name = f"t_excl_{uuid.uuid4().hex[:6]}"
     yield name
-    with contextlib.closing(_connect(dr)) as conn, conn.cursor() as cur:
+    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
         for db in (name, scratch_name(name, "restore"), scratch_name(name, "old")):
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
 
