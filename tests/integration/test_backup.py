@@ -501,3 +501,16 @@ def test_f8_a_paused_holder_that_lost_its_lease_stops_before_the_commit(backup_r
         with pytest.raises(LeaseHeldError, match="no longer ours"):
             paused.confirm()
     paused._lease = None
+
+
+def test_f8_a_backup_whose_lease_is_not_confirmed_commits_nothing(primary, small_db, backup_root, blob_service,
+                                                                   store, monkeypatch):
+    """The backup asks for the lease's confirmation right before its commit: when it is refused, no dump
+    blob and no manifest exist afterwards (only the lease blob itself)."""
+    def lost(self):
+        raise LeaseHeldError(f"the lease on {self.blob.blob_name} is no longer ours (test)")
+
+    monkeypatch.setattr(BackupLease, "confirm", lost)
+    with pytest.raises(LeaseHeldError, match="no longer ours"):
+        _backup(primary, small_db[0], backup_root, blob_service)
+    assert [name for name in _blobs(store, backup_root) if not name.endswith("/.lease")] == []
