@@ -10,7 +10,9 @@ FROM apache/airflow:3.3.2-python3.11
 #   mariadb-client     mariadb / mariadb-dump / mariadb-binlog for MariaDB backups, binlog shipping
 #                      and replica (re)pointing on the primary and DR servers;
 #   zstd               compression of dumps and binlog archives before they go to object storage;
-#   postgresql-client  pg_dump / pg_restore / psql for the PostgreSQL side of the product.
+#   postgresql-client  pg_dump / pg_restore / psql for the PostgreSQL side of the product;
+#   libmariadb-dev, pkg-config, gcc  build mysqlclient (the mysql provider's driver, which gives the UI
+#                      its MySQL connection form) when the base image's copy differs from the pin.
 # --no-install-recommends keeps the image small; the apt lists are removed in the same layer so
 # they never end up in the image.
 USER root
@@ -19,6 +21,9 @@ RUN apt-get update \
         mariadb-client \
         postgresql-client \
         zstd \
+        libmariadb-dev \
+        pkg-config \
+        gcc \
     && apt-get autoremove -yqq --purge \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
