@@ -68,6 +68,7 @@ from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClie
 
 from multicloud_dr.backup import source as src
 from multicloud_dr.connections import Endpoint, parse_uri
+from multicloud_dr.connections.mysql import MySqlConnection
 from multicloud_dr.lab import sample_data
 from multicloud_dr.lab.airflow_run import read_env_file
 from multicloud_dr.lab.core import Lab
@@ -99,9 +100,8 @@ def say(message: str = "") -> None:
 # --------------------------------------------------------------------------------------------------
 
 def connect(endpoint: Endpoint, database: str | None = None) -> pymysql.connections.Connection:
-    return pymysql.connect(host=endpoint.host or "127.0.0.1", port=endpoint.port or 3306, user=endpoint.login,
-                           password=endpoint.password or "", database=database, charset="utf8mb4",
-                           connect_timeout=10, autocommit=False)
+    return MySqlConnection(endpoint).connect(database=database, charset="utf8mb4", connect_timeout=10,
+                                             autocommit=False)   # with the endpoint's TLS
 
 
 def database_exists(endpoint: Endpoint) -> bool:

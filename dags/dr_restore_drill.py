@@ -100,15 +100,14 @@ with DAG(
 
                 from multicloud_dr.backup.layout import StorageUrl
                 from multicloud_dr.backup.store import BackupStore
-                from multicloud_dr.clouds.azure import blob_service_client
-                from multicloud_dr.connections import get_endpoint
+                from multicloud_dr.connections.wasb import blob_service_client
                 from multicloud_dr.operators import run_step
                 from multicloud_dr.restore.drill import report_drill
                 from multicloud_dr.restore.mysql_restore import RestoreResult
 
                 def step() -> dict:
                     root = StorageUrl.parse(location)
-                    store = BackupStore(blob_service_client(get_endpoint(storage_conn_id)), root.bucket)
+                    store = BackupStore(blob_service_client(storage_conn_id), root.bucket)
                     return report_drill(store, RestoreResult(**result), root, size, rto_seconds, run_stamp)[1]
 
                 drill = run_step(step)

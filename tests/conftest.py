@@ -69,11 +69,12 @@ def lab():
 
 @pytest.fixture(scope="session")
 def mysql_primary_admin(lab) -> dict:
-    """A MySQL user with every privilege on the lab's primary (for scratch databases)."""
+    """pymysql.connect kwargs of a MySQL user with every privilege on the lab's primary (for scratch
+    databases): host, port, user, password and ssl (the lab's CA, verified)."""
     from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.connections.mysql import MySqlConnection
 
-    ep = get_endpoint(os.environ["LAB_MYSQL_PRIMARY_URI"])
-    return {"host": ep.host, "port": ep.port, "user": ep.login, "password": ep.password}
+    return MySqlConnection(get_endpoint(os.environ["LAB_MYSQL_PRIMARY_URI"])).connect_kwargs()
 
 
 @pytest.fixture(scope="session")
@@ -117,8 +118,8 @@ def verified_petclinic_backup(lab, delete_blob_prefix):
     from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
     from multicloud_dr.backup.store import BackupStore
     from multicloud_dr.backup.verify import verify_backup
-    from multicloud_dr.clouds.azure import blob_service_client
     from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.connections.wasb import blob_service_client
 
     service = blob_service_client(get_endpoint("azure_blob_dr"))
     store = BackupStore(service, "dr-backups")

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from multicloud_dr import connections as ids
-from multicloud_dr.clouds.aws import aws_client
-from multicloud_dr.clouds.azure import blob_service_client
-from multicloud_dr.clouds.gcp import storage_client
 from multicloud_dr.connections import Endpoint, get_endpoint
+from multicloud_dr.connections.aws import AwsConnection
+from multicloud_dr.connections.gcp import storage_client
+from multicloud_dr.connections.wasb import blob_service_client
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,19 @@ class ProbeResult:
 def probe_mysql(endpoint: Endpoint) -> str:
     import pymysql
 
-    conn = pymysql.connect(host=endpoint.host, port=endpoint.port or 3306, user=endpoint.login,
-                           password=endpoint.password or "", database=endpoint.schema, connect_timeout=5)
+    from multicloud_dr.connections.mysql import MySqlConnection, session_tls
+
+    conn = MySqlConnection(endpoint).connect(database=endpoint.schema, connect_timeout=5)
     with contextlib.closing(conn), conn.cursor(pymysql.cursors.DictCursor) as cur:
         cur.execute("SELECT VERSION() AS version, @@read_only AS ro, @@log_bin AS log_bin, "
                     "@@gtid_current_pos AS gtid")
         info = cur.fetchone()
         cur.execute("SHOW SLAVE STATUS")
         replica = cur.fetchone()
+        tls = session_tls(conn)
     role = "read-only " if info["ro"] else ""
-    found = f"{info['version']}, {role}binlog {'on' if info['log_bin'] else 'off'}, gtid {info['gtid'] or '-'}"
+    found = (f"{info['version']}, tls {tls}, {role}binlog {'on' if info['log_bin'] else 'off'}, "
+             f"gtid {info['gtid'] or '-'}")
     if replica:
         lag = replica["Seconds_Behind_Master"]
         found += (f", replica io={replica['Slave_IO_Running']} sql={replica['Slave_SQL_Running']} "
@@ -52,45 +55,47 @@ def probe_mysql(endpoint: Endpoint) -> str:
 
 
 def probe_postgres(endpoint: Endpoint) -> str:
-    import psycopg2
+    from multicloud_dr.connections.postgres import PostgresConnection, session_tls
 
-    conn = psycopg2.connect(host=endpoint.host, port=endpoint.port or 5432, user=endpoint.login,
-                            password=endpoint.password, dbname=endpoint.schema or "postgres", connect_timeout=5)
+    conn = PostgresConnection(endpoint).connect(connect_timeout=5)
     with contextlib.closing(conn), conn.cursor() as cur:
         cur.execute("SELECT current_setting('server_version'), pg_is_in_recovery()")
         version, standby = cur.fetchone()
+        tls = session_tls(conn)
         if standby:
             cur.execute("SELECT status FROM pg_stat_wal_receiver")
             row = cur.fetchone()
-            return f"PostgreSQL {version}, standby, wal receiver {row[0] if row else 'not running'}"
+            return f"PostgreSQL {version}, tls {tls}, standby, wal receiver {row[0] if row else 'not running'}"
         cur.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
         (streaming,) = cur.fetchone()
-    return f"PostgreSQL {version}, primary, {streaming} streaming standby(s)"
+    return f"PostgreSQL {version}, tls {tls}, primary, {streaming} streaming standby(s)"
 
 
-def probe_azure_blob(endpoint: Endpoint) -> str:
-    client = blob_service_client(endpoint)
+def probe_azure_blob(ref: str | Endpoint) -> str:
+    client = blob_service_client(ref)
     containers = [c.name for c in client.list_containers()]
     return f"account {client.account_name}, containers: {', '.join(containers) or '(none)'}"
 
 
-def probe_aws(endpoint: Endpoint) -> str:
-    zones = aws_client(endpoint, "route53").list_hosted_zones()["HostedZones"]
-    dists = aws_client(endpoint, "cloudfront").list_distributions()["DistributionList"].get("Items", []) or []
-    tasks = aws_client(endpoint, "dms").describe_replication_tasks()["ReplicationTasks"]
-    buckets = aws_client(endpoint, "s3").list_buckets()["Buckets"]
+def probe_aws(ref: str | Endpoint) -> str:
+    aws = AwsConnection.from_ref(ref)
+    zones = aws.client("route53").list_hosted_zones()["HostedZones"]
+    dists = aws.client("cloudfront").list_distributions()["DistributionList"].get("Items", []) or []
+    tasks = aws.client("dms").describe_replication_tasks()["ReplicationTasks"]
+    buckets = aws.client("s3").list_buckets()["Buckets"]
     task_states = ", ".join(f"{t['ReplicationTaskIdentifier']}={t['Status']}" for t in tasks) or "none"
     return (f"route53 zones {len(zones)}, cloudfront distributions {len(dists)}, "
             f"s3 buckets {len(buckets)}, dms tasks: {task_states}")
 
 
-def probe_gcs(endpoint: Endpoint) -> str:
-    buckets = [b.name for b in storage_client(endpoint).list_buckets()]
+def probe_gcs(ref: str | Endpoint) -> str:
+    buckets = [b.name for b in storage_client(ref).list_buckets()]
     return f"buckets: {', '.join(buckets) or '(none)'}"
 
 
-# service name -> (connection id, probe)
-PROBES: dict[str, tuple[str, Callable[[Endpoint], str]]] = {
+# service name -> (connection id, probe). A cloud probe takes the connection id itself, so that inside Airflow
+# the provider's hook makes its client; a database probe takes the resolved Endpoint.
+PROBES: dict[str, tuple[str, Callable[[Any], str]]] = {
     "mysql-primary": (ids.MYSQL_PRIMARY, probe_mysql),
     "mysql-replica": (ids.MYSQL_REPLICA, probe_mysql),
     "mysql-dr": (ids.MYSQL_DR, probe_mysql),
@@ -102,13 +107,16 @@ PROBES: dict[str, tuple[str, Callable[[Endpoint], str]]] = {
 }
 
 
+_BY_CONNECTION_ID = (probe_azure_blob, probe_aws, probe_gcs)
+
+
 def probe(service: str, conn_id: str | None = None) -> ProbeResult:
     """Probe one service through its connection. Raises on a missing connection or an unreachable
     service (the caller decides whether that fails a task); returns what was found otherwise."""
     default_conn_id, fn = PROBES[service]
     conn_id = conn_id or default_conn_id
     t0 = time.monotonic()
-    found = fn(get_endpoint(conn_id))
+    found = fn(conn_id) if fn in _BY_CONNECTION_ID else fn(get_endpoint(conn_id))
     return ProbeResult(service, conn_id, True, found, round(time.monotonic() - t0, 3))
 
 

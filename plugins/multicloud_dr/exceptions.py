@@ -41,3 +41,8 @@ class PortInUseError(LabError):
 
 class ServiceFailedError(LabError):
     """A lab service did not become healthy."""
+
+
+class TlsError(InputError):
+    """A database connection's TLS does not fit its server (certificate not trusted, TLS required but
+    not asked for, asked for but not offered): fix the connection's extras or the server."""

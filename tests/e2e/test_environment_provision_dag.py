@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from multicloud_dr.backup.layout import StorageUrl
-from multicloud_dr.clouds.azure import blob_service_client
 from multicloud_dr.connections import get_endpoint
+from multicloud_dr.connections.wasb import blob_service_client
 from multicloud_dr.lab.airflow_run import run_dag, task_results
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,6 +19,8 @@ def test_every_lab_service_is_checked_through_its_connection(airflow_db):
         state, value = results[check_task_id(service)]
         assert state == "success" and value["ok"], (service, state, value)
         found[service] = value["found"]
+    for database in ("mysql-primary", "mysql-replica", "mysql-dr", "pg-primary", "pg-standby"):
+        assert ", tls TLSv1." in found[database], found[database]   # the negotiated TLS of the live connection
     assert "replica io=Yes sql=Yes" in found["mysql-replica"]
     assert "read-only" in found["mysql-replica"] and "read-only" not in found["mysql-primary"]
     assert "1 streaming standby" in found["pg-primary"] and "wal receiver streaming" in found["pg-standby"]

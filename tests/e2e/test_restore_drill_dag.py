@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pymysql
 import pytest
 import yaml
 
+from multicloud_dr.backup import source
 from multicloud_dr.backup.layout import BackupLayout
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.lab.airflow_run import run_dag, task_results
@@ -27,9 +30,7 @@ CONTAINER = "dr-backups"
 
 
 def _admin(database: str | None = None) -> pymysql.connections.Connection:
-    ep = get_endpoint("mysql_dr")
-    return pymysql.connect(host=ep.host, port=ep.port, user=ep.login, password=ep.password, database=database,
-                           autocommit=True, charset="utf8mb4")
+    return source.connect(get_endpoint("mysql_dr"), database)   # with the connection's TLS (verified)
 
 
 def _databases_on_dr() -> set[str]:
@@ -129,7 +130,8 @@ def dr_account_without_set_user(lab, monkeypatch):
             for pattern in (r"drill\_%%", r"\_mcdr\_%%", r"\_multicloud\_dr"):
                 cur.execute(f"GRANT ALL PRIVILEGES ON `{pattern}`.* TO %s@'127.0.0.1'", (user,))
         ep = get_endpoint("mysql_dr")
-        monkeypatch.setenv("AIRFLOW_CONN_MYSQL_DR_DRILL", f"mysql://{user}:{password}@{ep.host}:{ep.port}")
+        tls = urlsplit(os.environ["LAB_MYSQL_DR_URI"]).query   # the lab's TLS extras (its CA, verified)
+        monkeypatch.setenv("AIRFLOW_CONN_MYSQL_DR_DRILL", f"mysql://{user}:{password}@{ep.host}:{ep.port}?{tls}")
         yield "mysql_dr_drill"
     finally:
         with contextlib.closing(_admin()) as conn, conn.cursor() as cur:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import pymysql
 import pytest
 
+from multicloud_dr.backup import source
 from multicloud_dr.backup.layout import StorageUrl
 from multicloud_dr.backup.store import BackupStore
-from multicloud_dr.clouds.azure import blob_service_client
 from multicloud_dr.connections import Endpoint, get_endpoint
+from multicloud_dr.connections.wasb import blob_service_client
 
 CONTAINER = "dr-backups"
 
@@ -157,8 +158,8 @@ def primary(lab) -> Endpoint:
 
 
 def mysql_connect(endpoint: Endpoint, database: str | None = None) -> pymysql.connections.Connection:
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           database=database, autocommit=True, charset="utf8mb4")
+    """A test's own connection, with the endpoint's TLS (the lab's: verified with its CA), as the library's."""
+    return source.connect(endpoint, database)
 
 
 def make_sample_database(endpoint: Endpoint, name: str, megabytes: float) -> dict[str, int]:

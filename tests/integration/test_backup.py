@@ -16,7 +16,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from multicloud_dr.backup.blockblob import BlobConflictError, StagedBlockWriter, commit
@@ -26,8 +25,10 @@ from multicloud_dr.backup.mysql_backup import BackupRequest, DumpFailedError, ru
 from multicloud_dr.backup.source import SourceError
 from multicloud_dr.backup.store import BackupStore
 from multicloud_dr.backup.verify import latest_verified, verify_backup
-from multicloud_dr.clouds.azure import blob_service_client
+from multicloud_dr.connections.wasb import blob_service_client
 from multicloud_dr.exceptions import ConfigError
+
+from .conftest import mysql_connect
 
 DRCTL = str(Path(sys.executable).with_name("drctl"))
 KB = 1024
@@ -327,7 +328,7 @@ def test_f9_a_dead_holders_lease_frees_within_its_ttl_never_earlier(backup_root,
     script = (
         "import time\n"
         "from multicloud_dr.backup.lease import BackupLease\n"
-        "from multicloud_dr.clouds.azure import blob_service_client\n"
+        "from multicloud_dr.connections.wasb import blob_service_client\n"
         "from multicloud_dr.connections import get_endpoint\n"
         "service = blob_service_client(get_endpoint('azure_blob_dr'))\n"
         f"blob = service.get_container_client('dr-backups').get_blob_client('{lease_url.path}')\n"
@@ -436,8 +437,7 @@ def test_f15_password_never_in_argv_or_output(primary, big_db, backup_root, azur
 
 # -- F16: non-InnoDB tables are warned about; DDL during the dump is never a silent success --
 def _connect(endpoint, database=None):
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           database=database, autocommit=True, charset="utf8mb4")
+    return mysql_connect(endpoint, database)
 
 
 def test_f16_myisam_table_is_warned_about_in_preflight_and_manifest(primary, small_db, backup_root, blob_service):

@@ -34,10 +34,10 @@ from multicloud_dr.backup.manifest import Copy, Manifest
 from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
 from multicloud_dr.backup.store import BackupStore
 from multicloud_dr.backup.verify import verify_backup
-from multicloud_dr.clouds.aws import aws_client
-from multicloud_dr.clouds.azure import blob_service_client
-from multicloud_dr.clouds.gcp import storage_client
 from multicloud_dr.connections import get_endpoint
+from multicloud_dr.connections.aws import aws_client
+from multicloud_dr.connections.gcp import storage_client
+from multicloud_dr.connections.wasb import blob_service_client
 from multicloud_dr.exceptions import ConfigError, InputError
 
 LOGICAL_DATE = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

@@ -8,17 +8,16 @@ import subprocess
 import uuid
 from datetime import UTC, datetime
 
-import pymysql
-
 from multicloud_dr.backup.layout import StorageUrl
 from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
 from multicloud_dr.backup.source import option_file
 from multicloud_dr.connections import get_endpoint
 
+from .conftest import mysql_connect
+
 
 def _connect(endpoint, database):
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           database=database, charset="utf8mb4", autocommit=True)
+    return mysql_connect(endpoint, database)
 
 
 def test_f17_backup_restores_equal_with_standard_tools_only(lab, small_db, blob_service, tmp_path, snapshot,

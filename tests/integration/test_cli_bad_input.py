@@ -11,20 +11,26 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import pymysql
 import pytest
 
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.restore.mysql_restore import scratch_name
 
+from .conftest import mysql_connect
+
 DRCTL = str(Path(sys.executable).with_name("drctl"))
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING) ")
 
 
+def _lab_tls() -> str:
+    """The TLS extras of the lab's connections (its CA, verified), as a URI query."""
+    return urlsplit(os.environ["LAB_MYSQL_DR_URI"]).query
+
+
 def _connect(endpoint):
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           autocommit=True, charset="utf8mb4")
+    return mysql_connect(endpoint)
 
 
 @pytest.fixture
@@ -49,7 +55,7 @@ def test_restore_with_an_account_lacking_create_is_one_line_exit_2(dr, account_w
     user, password = account_without_create
     target = f"t_denied_{uuid.uuid4().hex[:6]}"
     done = subprocess.run([DRCTL, "restore", "--from", str(record.url), "--database", target,
-                           "--target", f"mysql://{user}:{password}@127.0.0.1:{dr.port}"],
+                           "--target", f"mysql://{user}:{password}@127.0.0.1:{dr.port}?{_lab_tls()}"],
                           capture_output=True, text=True, timeout=300, env=os.environ.copy(), check=False)
 
     assert done.returncode == 2, done.stderr

@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from multicloud_dr.backup.mysql_backup import BackupRequest, DumpFailedError, run_backup
@@ -22,10 +21,11 @@ from multicloud_dr.backup.verify import verify_backup
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.restore.mysql_restore import RestoreRequest, run_restore, scratch_name
 
+from .conftest import mysql_connect
+
 
 def _connect(endpoint, database=None):
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           database=database, autocommit=True, charset="utf8mb4")
+    return mysql_connect(endpoint, database)
 
 
 def _q(name: str) -> str:

@@ -17,6 +17,7 @@ import pymysql
 import pytest
 
 from multicloud_dr import connections
+from multicloud_dr.backup import source
 from multicloud_dr.connections import parse_uri
 from multicloud_dr.exceptions import ServiceFailedError
 from multicloud_dr.lab.core import Lab
@@ -31,9 +32,7 @@ def drctl(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def mysql(uri: str, database: str | None = None) -> pymysql.connections.Connection:
-    ep = parse_uri(uri)
-    return pymysql.connect(host=ep.host, port=ep.port, user=ep.login, password=ep.password, database=database,
-                           autocommit=True)
+    return source.connect(parse_uri(uri), database)   # with the URI's TLS (the lab's CA, verified)
 
 
 def free_port() -> int:

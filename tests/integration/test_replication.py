@@ -15,14 +15,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pymysql
 import pytest
 import yaml
 
+from multicloud_dr.backup import source
 from multicloud_dr.backup.layout import BackupLayout, StorageUrl, stamp
 from multicloud_dr.backup.manifest import Manifest
 from multicloud_dr.connections import get_endpoint
+from multicloud_dr.connections.postgres import PostgresConnection
 from multicloud_dr.replication.consistency import check_consistency
 from multicloud_dr.replication.dms import DmsClients, check_dms_task
 from multicloud_dr.replication.freshness import check_backup_freshness
@@ -93,8 +94,8 @@ def test_idle_primary_is_not_lag(mysql):
 
 def test_paused_replay_is_a_breach_and_resuming_heals_it(pg):
     _, standby = pg
-    conn = psycopg2.connect(host=standby.host, port=standby.port, user=standby.login, password=standby.password,
-                            dbname="postgres")
+    check_standby(pg)   # a heartbeat replayed before the pause (on a new lab the table does not exist yet)
+    conn = PostgresConnection(standby).connect(dbname="postgres")   # with the connection's TLS (verified)
     conn.autocommit = True
     with contextlib.closing(conn), conn.cursor() as cur:
         cur.execute("SELECT pg_wal_replay_pause()")
@@ -158,8 +159,7 @@ def test_chunks_in_flight_are_rechecked_not_reported(lab, mysql):
         cur.execute("CHANGE MASTER TO MASTER_DELAY = 2")
         cur.execute("START SLAVE")
         try:
-            with contextlib.closing(pymysql.connect(host=primary.host, port=primary.port, user=primary.login,
-                                                    password=primary.password, autocommit=True)) as pconn, \
+            with contextlib.closing(source.connect(primary)) as pconn, \
                     pconn.cursor() as pcur:
                 pcur.execute("INSERT INTO petclinic.pet_types (name) VALUES (%s)", (f"t-{uuid.uuid4().hex[:8]}",))
                 new_id = pcur.lastrowid

@@ -15,7 +15,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from multicloud_dr.backup.layout import StorageUrl
@@ -31,12 +30,13 @@ from multicloud_dr.restore.mysql_restore import (
     scratch_name,
 )
 
+from .conftest import mysql_connect
+
 DRCTL = str(Path(sys.executable).with_name("drctl"))
 
 
 def _connect(endpoint, database=None):
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           database=database, autocommit=True, charset="utf8mb4")
+    return mysql_connect(endpoint, database)
 
 
 def _databases(endpoint) -> set[str]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -82,7 +83,8 @@ def test_f27_a_second_restore_into_the_same_target_refuses_at_once(big_db, small
             time.sleep(0.05)
 
         # Another backup, and the server named by another alias: the same target all the same.
-        alias = (f"mysql://{quote(dr.login, safe='')}:{quote(dr.password or '', safe='')}@localhost:{dr.port}")
+        alias = (f"mysql://{quote(dr.login, safe='')}:{quote(dr.password or '', safe='')}@localhost:{dr.port}"
+                 f"?{urlsplit(os.environ['LAB_MYSQL_DR_URI']).query}")   # the lab's TLS (localhost is in its cert)
         began = time.monotonic()
         second = subprocess.run([DRCTL, "restore", "--from", str(other_backup), "--target", alias, "--database",
                                  target_name, "--replace"], capture_output=True, text=True, timeout=120, check=False)

@@ -8,14 +8,16 @@ import contextlib
 import uuid
 from datetime import UTC, datetime
 
-import pymysql
 import pytest
 
+from multicloud_dr.backup import source
 from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
 from multicloud_dr.backup.verify import verify_backup
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.restore.load_data import LoadDataError, LoadPlan, RowsConnection, load_rows, plan_for
 from multicloud_dr.restore.mysql_restore import RestoreRequest, run_restore, scratch_name
+
+from .conftest import mysql_connect
 
 # Values that a careless conversion of the dump's rows to LOAD DATA input would change: the dump's
 # escapes, the row and field separators inside strings, the word NULL as a string, LOAD DATA's own \N.
@@ -25,8 +27,7 @@ AWKWARD = ["it's", 'say "hi"', "back\\slash", "ends with a backslash\\", "a),(b"
 
 
 def _connect(endpoint, database=None):
-    return pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.login, password=endpoint.password,
-                           database=database, autocommit=True, charset="utf8mb4")
+    return mysql_connect(endpoint, database)
 
 
 def _drop(endpoint, *names) -> None:
@@ -125,8 +126,7 @@ def scratch_table(target):
     with contextlib.closing(_connect(dr)) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}`")
         cur.execute(f"CREATE TABLE `{name}`.t (id INT PRIMARY KEY, code VARCHAR(3))")
-    conn = RowsConnection(host=dr.host, port=dr.port, user=dr.login, password=dr.password, database=name,
-                          autocommit=True, charset="utf8mb4")
+    conn = source.connect(dr, name, factory=RowsConnection)   # the restore's own, with the endpoint's TLS
     yield conn, name
     conn.close()
 

@@ -37,7 +37,7 @@ LOGGER = "multicloud_dr.backup.retention"
 @pytest.fixture(scope="module")
 def service(lab):
     from multicloud_dr import connections
-    from multicloud_dr.clouds.azure import blob_service_client
+    from multicloud_dr.connections.wasb import blob_service_client
 
     return blob_service_client(connections.get_endpoint(connections.AZURE_BLOB_DR))
 

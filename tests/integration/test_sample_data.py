@@ -1,7 +1,7 @@
 """Integration tests: load the pet clinic schema and generated rows into a real MariaDB/MySQL.
 
-Needs the ``mysql_primary_admin`` fixture (conftest): a dict with host, port, user and password of an
-account allowed to create/drop databases and stored programs. Every test works in its own scratch
+Needs the ``mysql_primary_admin`` fixture (conftest): pymysql.connect kwargs (host, port, user, password,
+ssl) of an account allowed to create/drop databases and stored programs. Every test works in its own scratch
 database with a unique name, dropped on teardown.
 """
 
@@ -27,13 +27,7 @@ TODAY = date(2026, 1, 15)
 @pytest.fixture
 def new_database(mysql_primary_admin: dict[str, Any]) -> Iterator[Callable[[], pymysql.Connection]]:
     """Factory: each call creates an empty utf8mb4 database and returns a connection selecting it."""
-    params: dict[str, Any] = {
-        "host": mysql_primary_admin["host"],
-        "port": int(mysql_primary_admin["port"]),
-        "user": mysql_primary_admin["user"],
-        "password": mysql_primary_admin["password"],
-        "charset": "utf8mb4",
-    }
+    params: dict[str, Any] = {**mysql_primary_admin, "charset": "utf8mb4"}
     created: list[str] = []
     connections: list[pymysql.Connection] = []
     admin = pymysql.connect(**params, autocommit=True)

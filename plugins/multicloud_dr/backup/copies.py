@@ -37,6 +37,8 @@ from multicloud_dr.backup.layout import MANIFEST, BackupLayout, StorageUrl
 from multicloud_dr.backup.manifest import Copy, Manifest, ManifestError, StoredObject
 from multicloud_dr.backup.store import BackupStore, ConcurrentUpdateError, ManifestRecord
 from multicloud_dr.connections import Endpoint
+from multicloud_dr.connections.aws import AwsConnection
+from multicloud_dr.connections.gcp import GcpConnection
 from multicloud_dr.exceptions import ConfigError, DrError, InputError
 from multicloud_dr.progress import MB, Progress
 
@@ -52,7 +54,6 @@ S3_MAX_PARTS = 10_000
 GCS_CHUNK_QUANTUM = 256 * 1024   # a resumable upload's chunk size must be a multiple of 256 KiB
 READ_CHUNK = 1 * MB
 RECORD_ATTEMPTS = 4
-_CONN_TYPES = {"s3": {"aws", "s3"}, "gs": {"google_cloud_platform", "gcp", "gcs"}}
 
 
 class CopyInputError(InputError):
@@ -314,22 +315,20 @@ def _s3_part_size(size: int, part_size: int) -> int:
 class S3Target:
     scheme = "s3"
 
-    def __init__(self, endpoint: Endpoint, bucket: str, part_size: int = DEFAULT_PART_SIZE,
+    def __init__(self, conn: str | Endpoint | AwsConnection, bucket: str, part_size: int = DEFAULT_PART_SIZE,
                  concurrency: int = DEFAULT_CONCURRENCY, client: Any = None) -> None:
-        from multicloud_dr.clouds.aws import aws_client
-
-        self.endpoint = endpoint
+        self.conn = AwsConnection.from_ref(conn, purpose=f"s3://{bucket}")
         self.bucket = bucket
         self.part_size = part_size
         self.concurrency = concurrency
-        self.client = client or aws_client(endpoint, "s3")
+        self.client = client or self.conn.client("s3")
         # Create-only writes: every PutObject / CompleteMultipartUpload of this client carries
         # If-None-Match: * (boto3's managed upload does not pass it through ExtraArgs).
         self.client.meta.events.register("before-parameter-build.s3.PutObject", _if_none_match)
         self.client.meta.events.register("before-parameter-build.s3.CompleteMultipartUpload", _if_none_match)
 
     def _where(self) -> str:
-        url = self.endpoint.extra.get("endpoint_url")
+        url = self.conn.endpoint_url("s3")
         return f" at {url}" if url else ""
 
     def check_bucket(self) -> None:
@@ -426,18 +425,17 @@ def _precondition_failed(err: Exception) -> bool:
 class GcsTarget:
     scheme = "gs"
 
-    def __init__(self, endpoint: Endpoint, bucket: str, part_size: int = DEFAULT_PART_SIZE, client: Any = None) -> None:
-        from multicloud_dr.clouds.gcp import storage_client
-
-        self.endpoint = endpoint
+    def __init__(self, conn: str | Endpoint | GcpConnection, bucket: str, part_size: int = DEFAULT_PART_SIZE,
+                 client: Any = None) -> None:
+        self.conn = GcpConnection.from_ref(conn, purpose=f"gs://{bucket}")
         self.bucket = bucket
         # Chunks of a resumable upload: a multiple of 256 KiB, each held in memory while it is sent.
         self.chunk_size = max(GCS_CHUNK_QUANTUM, part_size // GCS_CHUNK_QUANTUM * GCS_CHUNK_QUANTUM)
-        self.client = client or storage_client(endpoint)
+        self.client = client or self.conn.storage_client()
         self._bucket = self.client.bucket(bucket)
 
     def _where(self) -> str:
-        url = self.endpoint.extra.get("endpoint_url")
+        url = self.conn.values.get("endpoint_url")
         return f" at {url}" if url else ""
 
     def check_bucket(self) -> None:
@@ -497,18 +495,16 @@ class GcsTarget:
         self._bucket.blob(obj.key).delete(if_generation_match=int(obj.version))
 
 
-def make_target(destination: StorageUrl, endpoint: Endpoint, part_size: int = DEFAULT_PART_SIZE,
+def make_target(destination: StorageUrl, conn: str | Endpoint, part_size: int = DEFAULT_PART_SIZE,
                 concurrency: int = DEFAULT_CONCURRENCY) -> Target:
+    """The destination's target, reached through `conn` (a connection id, URI or Endpoint of its cloud)."""
     destination = parse_destination(destination)
-    expected = _CONN_TYPES[destination.scheme]
-    if endpoint.conn_type and endpoint.conn_type not in expected:
-        raise ConfigError(f"{destination} needs a connection of type {' or '.join(sorted(expected))}, "
-                          f"got {endpoint.describe()}: pass the destination cloud's connection")
     if part_size <= 0 or concurrency <= 0:
         raise ConfigError("part_size and concurrency must be positive")
     if destination.scheme == "s3":
-        return S3Target(endpoint, destination.bucket, part_size, concurrency)
-    return GcsTarget(endpoint, destination.bucket, part_size)
+        return S3Target(AwsConnection.from_ref(conn, purpose=str(destination)), destination.bucket, part_size,
+                        concurrency)
+    return GcsTarget(GcpConnection.from_ref(conn, purpose=str(destination)), destination.bucket, part_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -582,7 +578,7 @@ class CopyResult:
 
 
 def copy_backup(service: BlobServiceClient, manifest_url: StorageUrl, destination: StorageUrl,
-                dest_endpoint: Endpoint, *, part_size: int = DEFAULT_PART_SIZE,
+                dest_conn: str | Endpoint, *, part_size: int = DEFAULT_PART_SIZE,
                 concurrency: int = DEFAULT_CONCURRENCY, target: Target | None = None) -> CopyResult:
     """Copy the verified backup at `manifest_url` (wasb://...) to `destination` (s3://BUCKET/PREFIX or
     gs://BUCKET/PREFIX) keeping its path below the backup root, verify the copy by reading it back,
@@ -597,7 +593,7 @@ def copy_backup(service: BlobServiceClient, manifest_url: StorageUrl, destinatio
     manifest = record.manifest
     _require_verified(manifest_url, manifest)
     plan = plan_copy(manifest_url, manifest, destination)
-    target = target or make_target(destination, dest_endpoint, part_size, concurrency)
+    target = target or make_target(destination, dest_conn, part_size, concurrency)
     target.check_bucket()
     progress = Progress(f"copy {manifest.backup_id} -> {destination.scheme}", manifest.bytes_stored)
     run_id = uuid.uuid4().hex

@@ -18,6 +18,7 @@ from pathlib import Path
 import pymysql
 
 from multicloud_dr.connections import Endpoint
+from multicloud_dr.connections.mysql import MySqlConnection
 from multicloud_dr.exceptions import InputError
 
 
@@ -48,11 +49,11 @@ class Preflight:
 
 def connect(endpoint: Endpoint, database: str | None = None, connect_timeout: int = 10,
             factory=pymysql.connect, **kwargs) -> pymysql.connections.Connection:
-    """A connection (autocommit, utf8mb4); `factory`: a pymysql Connection subclass to make instead."""
+    """A connection (autocommit, utf8mb4, the connection's TLS); `factory`: a pymysql Connection subclass to
+    make instead. A TLS failure is a TlsError that says what to fix."""
     try:
-        return factory(host=endpoint.host or "127.0.0.1", port=endpoint.port or 3306,
-                               user=endpoint.login, password=endpoint.password or "", database=database,
-                               charset="utf8mb4", connect_timeout=connect_timeout, autocommit=True, **kwargs)
+        return MySqlConnection(endpoint).connect(factory, database=database, charset="utf8mb4",
+                                                 connect_timeout=connect_timeout, autocommit=True, **kwargs)
     except pymysql.err.OperationalError as err:
         code = err.args[0]
         if code == 1049:
@@ -133,10 +134,6 @@ def dump_binary() -> tuple[str, str]:
     raise SourceError("mysqldump is not installed: apt-get install mariadb-client (or mysql-client)")
 
 
-def _option_value(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 @contextlib.contextmanager
 def option_file(endpoint: Endpoint) -> Iterator[Path]:
     """A [client] option file that exists only in memory, for as long as this process holds it open.
@@ -144,12 +141,8 @@ def option_file(endpoint: Endpoint) -> Iterator[Path]:
     It is a memfd (mode 0600), named to child processes as `/proc/<our pid>/fd/<n>`: a child of the same
     user opens that path like any file (no descriptor needs passing, so shell pipelines work too), and
     nothing else can. No file is ever on disk: when this process ends, however it ends (SIGKILL, OOM),
-    the kernel drops it with the descriptor (F29)."""
-    lines = ["[client]", f"host={endpoint.host or '127.0.0.1'}", f"port={endpoint.port or 3306}", "protocol=TCP"]
-    if endpoint.login:
-        lines.append(f"user={_option_value(endpoint.login)}")
-    if endpoint.password:
-        lines.append(f"password={_option_value(endpoint.password)}")
+    the kernel drops it with the descriptor (F29). It carries the connection's TLS (ssl-ca, ...)."""
+    lines = MySqlConnection(endpoint).option_file_lines()
     fd = os.memfd_create("mcdr-client-cnf", os.MFD_CLOEXEC)
     try:
         os.fchmod(fd, 0o600)   # MySQL clients ignore a world-writable option file
@@ -159,17 +152,37 @@ def option_file(endpoint: Endpoint) -> Iterator[Path]:
         os.close(fd)
 
 
+def dump_command(binary: str, defaults_file: Path, database: str, tables: list[str] | tuple[str, ...] = (),
+                 options: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The dump tool's argv, one shape for every dump of ours (the backup's, and the restore's re-read for
+    verification, whose rows must read byte for byte the same): `--defaults-file` first (the tool reads it
+    only there), the options that decide how rows are written, `options`, then `--` and the names. "--" ends
+    the options: mysqldump permutes argv, so a name like "-r/x" or "--result-file=/x" would otherwise be an
+    option wherever it stands (F26)."""
+    return [binary, f"--defaults-file={defaults_file}",  # must come first
+            "--single-transaction", "--quick", "--hex-blob", "--default-character-set=utf8mb4",
+            "--max-allowed-packet=1G", *options, "--", database, *tables]
+
+
 def dump_argv(binary: str, version_line: str, defaults_file: Path, database: str, preflight: Preflight) -> list[str]:
-    argv = [binary, f"--defaults-file={defaults_file}",  # must come first
-            "--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
-            "--default-character-set=utf8mb4", "--max-allowed-packet=1G"]
+    """The backup's dump: the whole database with its routines, triggers and events, and the binlog
+    coordinates (as comments) where the server writes a binlog. No --databases: the dump restores into a
+    database of any name."""
+    options = ["--routines", "--triggers", "--events"]
     mariadb_tool = "mariadb" in version_line.lower()
     if preflight.log_bin:
         if mariadb_tool:
-            argv += ["--master-data=2", "--gtid"]
+            options += ["--master-data=2", "--gtid"]
         else:
-            argv += ["--source-data=2", "--set-gtid-purged=COMMENTED"]
-    # "--" ends the options: mysqldump permutes argv, so a name like "-r/x" would otherwise be an option
-    # wherever it stands. No --databases: the dump restores into a database of any name.
-    argv += ["--", database]
-    return argv
+            options += ["--source-data=2", "--set-gtid-purged=COMMENTED"]
+    return dump_command(binary, defaults_file, database, options=options)
+
+
+def start_dump(argv: list[str], stderr) -> subprocess.Popen:
+    """Run a dump_command(); its rows come on the process's stdout. Through a 4 MiB stdio buffer (stdbuf,
+    coreutils) where there is one: mysqldump writes its output in small pieces and each write to a pipe
+    wakes the reader, and the buffer cuts ~40,000 wake-ups per 250 MB to ~250 (measured 1.6 s -> 1.3 s
+    just to read a 1.2 s dump). The dump's own exit status still comes through stdbuf."""
+    stdbuf = shutil.which("stdbuf")
+    return subprocess.Popen([*([stdbuf, "-o4M"] if stdbuf else []), *argv], stdout=subprocess.PIPE, stderr=stderr,
+                            bufsize=0)

@@ -1,9 +1,17 @@
-"""Resolve a connection reference (a URI or an Airflow connection id) to an `Endpoint`.
+"""The connection layer: a connection reference (a URI or an Airflow connection id) -> an `Endpoint` ->
+a client. No other module parses a connection or builds an SDK client.
 
 Every command takes `URI_OR_CONN_ID`. Inside Airflow a connection id goes through Airflow's own
 lookup (so secrets backends work). Outside Airflow (`drctl` on a break-glass shell) the same id is
 read from the `AIRFLOW_CONN_<ID>` variable that Airflow itself would read, without importing
 Airflow: the import costs seconds, and Airflow may be the thing that is broken.
+
+One module per connection type turns an endpoint into a client: `mysql`, `postgres` (with their TLS
+settings), `wasb` (and `azure`), `aws`, `gcp`, `kubernetes`, `http`. Inside Airflow, for a connection id,
+the client comes from the provider's hook, so every authentication the provider supports works. Otherwise
+each type's `Table` reads the same extras (`Setting`s, with their aliases and the providers' old
+`extra__<type>__` spellings) and says what the SDK gets and which environment variables Terraform gets:
+one mapping for drctl and for Terraform.
 """
 
 from __future__ import annotations
@@ -12,11 +20,12 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from multicloud_dr.exceptions import ConnectionNotFoundError, InputError
+from multicloud_dr.exceptions import ConfigError, ConnectionNotFoundError, InputError
 
 # The connection ids the DAGs use unless the topology names others. The lab exports one
 # AIRFLOW_CONN_* variable for each, so DAGs and drctl work against it with nothing else to set.
@@ -178,6 +187,10 @@ def _from_airflow(conn_id: str) -> Endpoint | None:
     )
 
 
+# Extras whose names hold one of these words hold a secret (an HTTP connection's `Authorization` header, a
+# kubeconfig's token or client key, a service-account key, a SAS).
+_SECRET_KEY_WORDS = ("connection_string", "sas", "key", "secret", "token", "password", "authorization", "kube_config",
+                     "credential")
 _SECRET_PARTS = re.compile(r"(?:AccountKey|SharedAccessSignature|sig)=([^;&]+)", re.IGNORECASE)
 
 
@@ -191,8 +204,7 @@ def mask_in_airflow(endpoint: Endpoint) -> None:
     if endpoint.password:
         mask_secret(endpoint.password)
     for key, value in endpoint.extra.items():
-        if isinstance(value, str) and value and any(w in key.lower() for w in ("connection_string", "sas", "key",
-                                                                               "secret", "token", "password")):
+        if isinstance(value, str) and value and any(w in key.lower() for w in _SECRET_KEY_WORDS):
             mask_secret(value)
             for part in _SECRET_PARTS.findall(value):
                 mask_secret(part)
@@ -221,3 +233,181 @@ def get_endpoint(ref: str) -> Endpoint:
         )
     mask_in_airflow(endpoint)
     return endpoint
+
+
+def hooks_apply(ref: str) -> bool:
+    """True when `ref` is a connection id and this process runs inside Airflow: then the provider's hook makes
+    the client (a URI, or drctl, never goes through a hook)."""
+    from multicloud_dr import secrets_backend
+
+    return "://" not in ref and running_in_airflow() and not secrets_backend.imported_airflow()
+
+
+# -- The declarative part: what each connection type reads, what its SDK and Terraform get -----------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a connection type: where it is read, and the SDK keyword and Terraform variables it becomes.
+
+    Read from the connection's `field` (login, password, host, schema or port) when that is set, else from the
+    extra `name`, then from each of `aliases`; each extra also in the providers' old prefixed spelling
+    `extra__<conn_type>__<key>` when the table allows it. Empty values count as unset, as in the hooks.
+    `kind`: str or object (taken as given), bool ("true"/"false" accepted), int, or dict (a JSON object, given
+    as one or as its text)."""
+
+    name: str
+    field: str | None = None
+    aliases: tuple[str, ...] = ()
+    kwarg: str | None = None
+    env: tuple[str, ...] = ()
+    kind: type = str
+
+    @property
+    def extra_names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of authenticating. A table's modes are tried in the order of the provider's hook; the first
+    whose `requires` are all set is the connection's mode. Settings named in no mode apply in every mode."""
+
+    name: str
+    requires: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()   # constant Terraform variables of the mode, e.g. ARM_USE_MSI=true
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return (*self.requires, *self.uses)
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value != "" and value is not False
+
+
+@dataclass(frozen=True)
+class Table:
+    """The settings and authentication modes of one connection type (its first `conn_types` entry; the others
+    are accepted spellings)."""
+
+    conn_types: tuple[str, ...]
+    settings: tuple[Setting, ...]
+    modes: tuple[Mode, ...] = (Mode("default"),)
+    prefixed: bool = True    # the provider also reads extra__<conn_type>__<key>
+
+    @property
+    def conn_type(self) -> str:
+        return self.conn_types[0]
+
+    def setting(self, name: str) -> Setting:
+        return next(s for s in self.settings if s.name == name)
+
+    def spellings(self, setting: Setting) -> list[str]:
+        """The extra keys `setting` is read from, in order."""
+        names = setting.extra_names
+        return [k for name in names for k in ((name, f"extra__{self.conn_type}__{name}") if self.prefixed else (name,))]
+
+    def extra_keys(self) -> set[str]:
+        """Every extra key a setting is read from (the other extras are not settings)."""
+        return {k for s in self.settings for k in self.spellings(s)}
+
+    def read(self, endpoint: Endpoint) -> dict[str, Any]:
+        """The settings that are set, by name, converted to their kind."""
+        values: dict[str, Any] = {}
+        for setting in self.settings:
+            found = [(setting.field, getattr(endpoint, setting.field))] if setting.field else []
+            found += [(f"extra {key}", endpoint.extra.get(key)) for key in self.spellings(setting)]
+            where, value = next(((w, v) for w, v in found if v is not None and v != ""), (None, None))
+            if where is not None:
+                values[setting.name] = _convert(value, setting.kind, f"{endpoint.describe()}: {where}")
+        return values
+
+    def mode(self, values: Mapping[str, Any]) -> Mode:
+        return next((m for m in self.modes if all(_is_set(values.get(r)) for r in m.requires)), self.modes[-1])
+
+    def active(self, mode: Mode) -> list[Setting]:
+        """The settings that apply in `mode`: the mode's own and those of no mode."""
+        in_modes = {name for m in self.modes for name in m.settings}
+        return [s for s in self.settings if s.name in mode.settings or s.name not in in_modes]
+
+    def kwargs(self, values: Mapping[str, Any], mode: Mode) -> dict[str, Any]:
+        """SDK keyword -> value, for the settings that apply in `mode` and have a keyword."""
+        return {s.kwarg: values[s.name] for s in self.active(mode) if s.kwarg and s.name in values}
+
+    def env(self, values: Mapping[str, Any], mode: Mode) -> dict[str, str]:
+        """Terraform variable -> value, for the settings that apply in `mode`, then the mode's constants."""
+        env = {name: _env_text(values[s.name]) for s in self.active(mode) if s.name in values for name in s.env}
+        return env | dict(mode.env)
+
+
+def _convert(value: Any, kind: type, where: str) -> Any:
+    if kind in (str, object):
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ConfigError(f"{where} is not true or false")
+    if kind is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} is not an integer") from None
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return json_object(value, where, ConfigError)
+    raise ConfigError(f"{where} is a {type(value).__name__}, not a JSON object")
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+class ConnectionType:
+    """One resolved connection of a type: its endpoint, the settings its table reads, and whether the provider's
+    hook makes its clients (inside Airflow, for a connection id). Subclasses set `table` and make the clients."""
+
+    table: ClassVar[Table]
+    needs: ClassVar[str]   # what the type is for, in error messages: "an Azure Blob Storage connection"
+
+    def __init__(self, endpoint: Endpoint, conn_id: str | None = None, *, through_hook: bool = False) -> None:
+        self.endpoint = endpoint
+        self.conn_id = conn_id
+        self.through_hook = through_hook and conn_id is not None
+        self.values = self.table.read(endpoint)
+
+    @classmethod
+    def from_ref(cls, ref: str | Endpoint | ConnectionType, purpose: str | None = None) -> Self:
+        """The connection `ref` names: a connection id, a URI, or an `Endpoint` (never through a hook). A
+        connection of another type is refused with a message naming `purpose` (default: the type's use)."""
+        if isinstance(ref, cls):
+            return ref
+        if isinstance(ref, ConnectionType):
+            ref = ref.endpoint
+        if isinstance(ref, Endpoint):
+            conn = cls(ref)
+        else:
+            conn = cls(get_endpoint(ref), None if "://" in ref else ref, through_hook=hooks_apply(ref))
+        if conn.endpoint.conn_type and conn.endpoint.conn_type not in cls.table.conn_types:
+            raise ConfigError(f"{purpose or cls.needs} needs a connection of type "
+                              f"{' or '.join(sorted(cls.table.conn_types))}, got {conn.endpoint.describe()}: "
+                              f"pass {cls.needs}")
+        return conn
+
+    @property
+    def mode(self) -> Mode:
+        return self.table.mode(self.values)
+
+    def terraform_env(self) -> dict[str, str]:
+        """The environment variables Terraform's provider and state backend read for this connection."""
+        return self.table.env(self.values, self.mode)
+
+    def __repr__(self) -> str:
+        hook = ", through the provider's hook" if self.through_hook else ""
+        return f"{type(self).__name__}({self.endpoint.describe()}, mode {self.mode.name}{hook})"

@@ -54,6 +54,8 @@ class Lab:
         """Start what is not running, seed what is missing, write .lab/env. Returns service -> outcome."""
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.settings.secrets()  # made once, before the threads below read it
+        if self.settings.tls.ensure():  # servers started with an older certificate restart (Service.outdated)
+            report(f"  made the lab's TLS certificates in {self.settings.tls.dir}")
         outcomes: dict[str, str] = {}
 
         def started(service: Service) -> None:
@@ -119,14 +121,15 @@ class Lab:
             "LAB_MYSQL_DR_URI": self.mysql_dr.uri(),
             "LAB_PG_PRIMARY_URI": self.pg_primary.uri(),
             "LAB_PG_REPLICA_URI": self.pg_standby.uri(),
+            "LAB_TLS_CA": str(s.tls.ca),
             "LAB_AZURE_CONNECTION_STRING": azure,
             "LAB_AZURE_CONTAINER": AZURE_CONTAINER,
             "LAB_AWS_ENDPOINT_URL": aws,
             "LAB_GCS_ENDPOINT_URL": gcs,
             "LAB_GCS_BUCKET": GCS_BUCKET,
             "LAB_S3_BUCKET": seed.S3_BUCKET,
-            conn_ids.env_var_name(conn_ids.MYSQL_PRIMARY): f"{self.mysql_primary.uri()}/{SAMPLE_DATABASE}",
-            conn_ids.env_var_name(conn_ids.MYSQL_REPLICA): f"{self.mysql_replica.uri()}/{SAMPLE_DATABASE}",
+            conn_ids.env_var_name(conn_ids.MYSQL_PRIMARY): self.mysql_primary.uri(SAMPLE_DATABASE),
+            conn_ids.env_var_name(conn_ids.MYSQL_REPLICA): self.mysql_replica.uri(SAMPLE_DATABASE),
             conn_ids.env_var_name(conn_ids.MYSQL_DR): self.mysql_dr.uri(),
             # Airflow spells the PostgreSQL scheme "postgres".
             conn_ids.env_var_name(conn_ids.POSTGRES_PRIMARY): self.pg_primary.uri().replace("postgresql://", "postgres://"),

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from multicloud_dr.connections import Endpoint
 from multicloud_dr.lab.settings import (
     AZURE_CONTAINER,
     DB_ADMIN_USER,
@@ -59,32 +60,31 @@ def seed_mysql_sample(admin_conn, megabytes: float, marker) -> dict[str, int] | 
 
 def seed_azure(connection_string: str) -> None:
     from azure.core.exceptions import ResourceExistsError
-    from azure.storage.blob import BlobServiceClient
 
-    client = BlobServiceClient.from_connection_string(connection_string)
+    from multicloud_dr.connections.wasb import blob_service_client
+
+    client = blob_service_client(Endpoint("wasb", extra={"connection_string": connection_string}))
     with contextlib.suppress(ResourceExistsError):
         client.create_container(AZURE_CONTAINER)
 
 
 def seed_gcs(endpoint: str) -> None:
     from google.api_core.exceptions import Conflict
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
 
-    client = storage.Client(project="lab", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": endpoint})
+    from multicloud_dr.connections.gcp import storage_client
+
+    client = storage_client(Endpoint("google_cloud_platform", extra={"project": "lab", "endpoint_url": endpoint}))
     with contextlib.suppress(Conflict):
         client.create_bucket(GCS_BUCKET)
 
 
 def aws_client(service: str, endpoint: str):
-    """moto through the same client builder the DAGs use for an `aws` connection."""
-    from multicloud_dr.clouds import aws
-    from multicloud_dr.connections import Endpoint
+    """moto through the connection layer, as the lab's `aws` connection reaches it."""
+    from multicloud_dr.connections.aws import aws_client as client
 
-    return aws.aws_client(Endpoint("aws", login=AWS_LAB_CREDENTIALS["aws_access_key_id"],
-                                   password=AWS_LAB_CREDENTIALS["aws_secret_access_key"],
-                                   extra={"endpoint_url": endpoint, "region_name": AWS_REGION}), service)
+    return client(Endpoint("aws", login=AWS_LAB_CREDENTIALS["aws_access_key_id"],
+                           password=AWS_LAB_CREDENTIALS["aws_secret_access_key"],
+                           extra={"endpoint_url": endpoint, "region_name": AWS_REGION}), service)
 
 
 def seed_aws(endpoint: str, mysql_primary_port: int, mysql_dr_port: int, secret_payload: dict) -> AwsSeed:

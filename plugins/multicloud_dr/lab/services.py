@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import logging
 import os
 import shutil
@@ -17,10 +18,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import psycopg2
 import pymysql
 
+from multicloud_dr.connections import parse_uri
+from multicloud_dr.connections.mysql import MySqlConnection
+from multicloud_dr.connections.mysql import session_tls as mysql_session_tls
+from multicloud_dr.connections.postgres import PostgresConnection
+from multicloud_dr.connections.postgres import session_tls as pg_session_tls
 from multicloud_dr.exceptions import LabError, MissingBinaryError, ServiceFailedError
 from multicloud_dr.lab import process
 from multicloud_dr.lab.settings import (
@@ -109,11 +116,21 @@ class Service:
     def bootstrap(self) -> None:
         """Idempotent setup once healthy: users, replication, buckets."""
 
+    def outdated(self) -> bool:
+        """A running server started with other settings than `launch` gives today (no TLS, an older
+        certificate): `start` starts it again."""
+        return False
+
     def start(self) -> str:
-        """Start unless already running; return "reused" or "started"."""
+        """Start unless already running; return "reused", "restarted" (see `outdated`) or "started"."""
+        restarted = False
         if self.pid() is not None and self.healthy():
-            self.bootstrap()
-            return "reused"
+            if not self.outdated():
+                self.bootstrap()
+                return "reused"
+            log.info("%s runs with outdated settings (TLS): restarting it", self.name)
+            self.stop()
+            restarted = True
         if self.pid() is None:
             process.ensure_port_free(self.port, self.name, self.setting)
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +145,7 @@ class Service:
                 f"{process.excerpt(self.log_file)}"
             )
         self.bootstrap()
-        return "started"
+        return "restarted" if restarted else "started"
 
     def stop(self) -> bool:
         pid = self.pid()
@@ -147,6 +164,21 @@ class Service:
     def describe(self) -> str:
         return ""
 
+    # -- TLS ------------------------------------------------------------------------------------
+    @property
+    def tls_marker(self) -> Path:
+        """The fingerprint of the certificate the running server was started with."""
+        return self.dir / "tls.sha256"
+
+    def mark_tls(self) -> None:
+        self.tls_marker.write_text(self.settings.tls.fingerprint() + "\n")
+
+    def serves_current_certificate(self) -> bool:
+        try:
+            return self.tls_marker.read_text().strip() == self.settings.tls.fingerprint()
+        except OSError:
+            return False
+
 
 # ---------------------------------------------------------------------------------------------
 # MariaDB
@@ -154,6 +186,7 @@ class Service:
 class MariaDBService(Service):
     server_id = 0
     read_only = False
+    require_tls = False   # require_secure_transport: TCP clients must use TLS (the unix socket still works)
 
     @property
     def socket(self) -> Path:
@@ -197,6 +230,8 @@ class MariaDBService(Service):
 
     def launch(self) -> None:
         mariadbd = find_binary("mariadbd", "apt-get install mariadb-server (or run make install)")
+        tls = self.settings.tls
+        tls.ensure()   # a no-op after Lab.up made them; a service started alone makes them here
         (self.dir / "binlog").mkdir(exist_ok=True)
         argv = [
             mariadbd, "--no-defaults", f"--datadir={self.dir / 'data'}", f"--socket={self.socket}",
@@ -206,12 +241,20 @@ class MariaDBService(Service):
             "--skip-name-resolve", "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci", "--innodb-buffer-pool-size=256M",
             "--max-allowed-packet=256M", f"--read-only={'ON' if self.read_only else 'OFF'}",
-            f"--tmpdir={self.tmpdir}",
+            f"--tmpdir={self.tmpdir}", f"--ssl-ca={tls.ca}", f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}",
+            f"--require-secure-transport={'ON' if self.require_tls else 'OFF'}",
         ]
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         if IS_ROOT:
             argv.append("--user=root")
         process.spawn(argv, cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
+        self.mark_tls()
+
+    def outdated(self) -> bool:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@have_ssl, @@require_secure_transport")
+            have_ssl, required = cur.fetchone()
+        return have_ssl != "YES" or bool(required) != self.require_tls or not self.serves_current_certificate()
 
     def create_users(self, cur: pymysql.cursors.Cursor) -> None:
         for host in ("127.0.0.1", "localhost"):
@@ -234,13 +277,19 @@ class MariaDBService(Service):
             self.create_users(cur)
 
     def describe(self) -> str:
-        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+        # Over TCP as the lab's connections go (the CA verified), so the TLS shown is what clients get.
+        with contextlib.closing(MySqlConnection(parse_uri(self.uri())).connect(connect_timeout=3)) as conn, \
+                conn.cursor() as cur:
             cur.execute("SELECT VERSION(), @@gtid_current_pos")
             version, gtid = cur.fetchone()
-        return f"{version}, gtid {gtid or '-'}"
+            tls = mysql_session_tls(conn)
+        return f"{version}, tls {tls}, gtid {gtid or '-'}"
 
-    def uri(self) -> str:
-        return f"mysql://{DB_ADMIN_USER}:{self.secrets.mysql_admin}@127.0.0.1:{self.port}"
+    def uri(self, database: str | None = None) -> str:
+        """The admin account's URI, TLS verified with the lab's CA (extras as Airflow's MySQL provider reads them)."""
+        query = urlencode({"ssl": json.dumps({"ca": str(self.settings.tls.ca)}), "ssl_mode": "VERIFY_IDENTITY"})
+        path = f"/{database}" if database else ""
+        return f"mysql://{DB_ADMIN_USER}:{self.secrets.mysql_admin}@127.0.0.1:{self.port}{path}?{query}"
 
 
 class MySQLPrimary(MariaDBService):
@@ -253,6 +302,7 @@ class MySQLDR(MariaDBService):
     name = "mysql-dr"
     plays = "Azure MySQL Flexible (DR)"
     server_id = 3
+    require_tls = True   # as Azure MySQL Flexible Server does by default
 
 
 class MySQLReplica(MariaDBService):
@@ -374,10 +424,33 @@ class PostgresService(Service):
                     f"by other users); set DRLAB_HOME to a directory it can reach, e.g. /var/tmp/drlab"
                 )
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.dir / "tls"
+
+    def _install_tls(self) -> None:
+        """Copies of the lab's certificate and key that the postgres user owns: PostgreSQL refuses a key that
+        is not its own with mode 0600 (and may not reach the lab's home at all, see postgres_home)."""
+        tls = self.settings.tls
+        tls.ensure()   # a no-op after Lab.up made them; a service started alone makes them here
+        self.tls_dir.mkdir(exist_ok=True)
+        for source, target in ((tls.cert, self.tls_dir / "server.pem"), (tls.key, self.tls_dir / "server-key.pem"),
+                               (tls.ca, self.tls_dir / "ca.pem")):
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(source.read_bytes())
+            if IS_ROOT:
+                shutil.chown(target, "postgres", "postgres")
+        if IS_ROOT:
+            shutil.chown(self.tls_dir, "postgres", "postgres")
+
     def launch(self) -> None:
         self._own_dir()
+        self._install_tls()
         options = (f"-c port={self.port} -c listen_addresses=127.0.0.1 "
-                   f"-c unix_socket_directories={self.socket_dir}")
+                   f"-c unix_socket_directories={self.socket_dir} -c ssl=on "
+                   f"-c ssl_cert_file={self.tls_dir / 'server.pem'} -c ssl_key_file={self.tls_dir / 'server-key.pem'}")
         argv = as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log_file), "-o", options,
                             "-w", "-t", "60", "start"])
         result = subprocess.run(argv, cwd=self.dir, capture_output=True, text=True, check=False)
@@ -386,6 +459,13 @@ class PostgresService(Service):
                 f"pg_ctl start failed for {self.name} (port {self.port}): {result.stderr.strip()}\n"
                 f"{process.excerpt(self.log_file)}"
             )
+        self.mark_tls()
+
+    def outdated(self) -> bool:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SHOW ssl")
+            (ssl,) = cur.fetchone()
+        return ssl != "on" or not self.serves_current_certificate()
 
     def stop(self) -> bool:
         if self.pid() is None:
@@ -396,13 +476,19 @@ class PostgresService(Service):
         return process.stop_pid(pid, self.dir) if pid is not None else True
 
     def describe(self) -> str:
-        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+        # Over TCP as the lab's connections go (the CA verified), so the TLS shown is what clients get.
+        with contextlib.closing(PostgresConnection(parse_uri(self.uri())).connect(connect_timeout=3)) as conn, \
+                conn.cursor() as cur:
             cur.execute("SELECT current_setting('server_version'), pg_is_in_recovery()")
             version, recovery = cur.fetchone()
-        return f"PostgreSQL {version}, {'standby' if recovery else 'primary'}"
+            tls = pg_session_tls(conn)
+        return f"PostgreSQL {version}, tls {tls}, {'standby' if recovery else 'primary'}"
 
     def uri(self) -> str:
-        return f"postgresql://{DB_ADMIN_USER}:{self.secrets.pg_admin}@127.0.0.1:{self.port}/{SAMPLE_DATABASE}"
+        """The admin account's URI, TLS verified with the lab's CA (libpq's own parameters, which Airflow passes on)."""
+        query = urlencode({"sslmode": "verify-full", "sslrootcert": str(self.settings.tls.ca)})
+        return (f"postgresql://{DB_ADMIN_USER}:{self.secrets.pg_admin}@127.0.0.1:{self.port}/{SAMPLE_DATABASE}"
+                f"?{query}")
 
 
 class PostgresPrimary(PostgresService):
@@ -455,7 +541,10 @@ class PostgresStandby(PostgresService):
         if (self.data / "PG_VERSION").exists():
             return
         self._own_dir()
-        env = {**os.environ, "PGPASSWORD": self.secrets.pg_repl}  # never argv
+        self._install_tls()
+        # pg_basebackup -R writes these into primary_conninfo: the standby streams over verified TLS.
+        env = {**os.environ, "PGPASSWORD": self.secrets.pg_repl,  # never argv
+               "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.tls_dir / "ca.pem")}
         with open(self.log_file, "ab") as log:
             result = subprocess.run(
                 as_postgres([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),

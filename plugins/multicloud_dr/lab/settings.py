@@ -14,6 +14,10 @@ import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multicloud_dr.lab.tls import LabTls
 
 # service name -> (environment variable that moves it, default port)
 PORT_SETTINGS: dict[str, tuple[str, int]] = {
@@ -99,6 +103,13 @@ class LabSettings:
         if os.geteuid() != 0 or _searchable_by("postgres", _nearest_existing(self.home)):
             return self.home
         return OUTSIDE_HOME / hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+
+    @property
+    def tls(self) -> LabTls:
+        """The lab's CA and server certificate (under the lab's home, `tls/`)."""
+        from multicloud_dr.lab.tls import LabTls
+
+        return LabTls(self.home / "tls")
 
     @property
     def tools_dir(self) -> Path:

@@ -20,10 +20,9 @@ def _logical_date(context: Context):
 
 
 def _blob_service(storage_conn_id: str):
-    from multicloud_dr.clouds.azure import blob_service_client
-    from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.connections.wasb import blob_service_client
 
-    return blob_service_client(get_endpoint(storage_conn_id))
+    return blob_service_client(storage_conn_id)
 
 
 class MySqlBackupOperator(BaseOperator):
@@ -107,11 +106,10 @@ class CopyBackupOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from multicloud_dr.backup.copies import copy_backup
         from multicloud_dr.backup.layout import StorageUrl
-        from multicloud_dr.connections import get_endpoint
 
         return run_step(lambda: copy_backup(
             _blob_service(self.storage_conn_id), StorageUrl.parse(self.manifest),
-            StorageUrl.parse(self.destination["url"]), get_endpoint(self.destination["conn_id"]),
+            StorageUrl.parse(self.destination["url"]), self.destination["conn_id"],
         ).to_dict())
 
 

@@ -63,11 +63,10 @@ def _settings():
 
 
 def _plan_store(settings):
-    from multicloud_dr.clouds.azure import blob_service_client
-    from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.connections.wasb import blob_service_client
     from multicloud_dr.terraform.plan_store import PlanStore
 
-    return PlanStore.from_service(blob_service_client(get_endpoint(settings.storage_conn_id)), settings.plan_location)
+    return PlanStore.from_service(blob_service_client(settings.storage_conn_id), settings.plan_location)
 
 
 class TerraformInitOperator(_TerraformOperator):

@@ -2,10 +2,10 @@
 side (CloudWatch `AWS/DMS` CDCLatencySource / CDCLatencyTarget), and, when the task validates, the
 per-table validation state (mismatched records are a breach).
 
-Inside Airflow the calls go through the Amazon provider's hooks (`DmsHook`, and `AwsBaseHook` for
-CloudWatch, which has no hook of its own), so connections, role assumption and endpoint overrides
-behave as in every other AWS task. `drctl` outside Airflow builds the same boto3 clients from the
-same connection without importing Airflow (seconds of import, and Airflow may be what is down).
+The clients come from the connection layer (`connections.aws`): inside Airflow from the Amazon provider's
+`AwsBaseHook`, so connections, role assumption and endpoint overrides behave as in every other AWS task;
+in `drctl` from the same connection's extras without importing Airflow (seconds of import, and Airflow may
+be what is down).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from multicloud_dr.connections import running_in_airflow
 from multicloud_dr.exceptions import InputError
 from multicloud_dr.replication.result import BREACH, ERROR, CheckResult, judge
 
@@ -30,22 +29,15 @@ class DmsTaskNotFoundError(InputError):
 
 @dataclass
 class DmsClients:
-    dms: Any          # boto3 clients (inside Airflow: the hooks' own `.conn`)
+    dms: Any          # from connections.aws (inside Airflow: the Amazon provider's hook)
     cloudwatch: Any
 
     @classmethod
-    def for_connection(cls, conn_id: str) -> DmsClients:
-        if running_in_airflow():
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-            from airflow.providers.amazon.aws.hooks.dms import DmsHook
+    def for_connection(cls, ref: str) -> DmsClients:
+        from multicloud_dr.connections.aws import AwsConnection
 
-            return cls(DmsHook(aws_conn_id=conn_id).conn,
-                       AwsBaseHook(aws_conn_id=conn_id, client_type="cloudwatch").conn)
-        from multicloud_dr.clouds.aws import aws_client
-        from multicloud_dr.connections import get_endpoint
-
-        endpoint = get_endpoint(conn_id)
-        return cls(aws_client(endpoint, "dms"), aws_client(endpoint, "cloudwatch"))
+        conn = AwsConnection.from_ref(ref)
+        return cls(conn.client("dms"), conn.client("cloudwatch"))
 
     def find_task(self, task_id: str) -> tuple[dict, datetime]:
         """The task, and the AWS server's time of the answer (its Date header; F25)."""

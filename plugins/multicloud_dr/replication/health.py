@@ -74,11 +74,11 @@ def _run(spec: CheckSpec) -> CheckResult:
     if kind == "backup_freshness":
         from multicloud_dr.backup.layout import StorageUrl
         from multicloud_dr.backup.store import BackupStore
-        from multicloud_dr.clouds.azure import blob_service_client
+        from multicloud_dr.connections.wasb import blob_service_client
         from multicloud_dr.replication.freshness import check_backup_freshness
 
         root = StorageUrl.parse(spec["location"])
-        store = BackupStore(blob_service_client(get_endpoint(spec["storage_conn_id"])), root.bucket)
+        store = BackupStore(blob_service_client(spec["storage_conn_id"]), root.bucket)
         return check_backup_freshness(name, store, root, spec["database"], spec["threshold"])
     raise DrError(f"unknown replication check kind {kind!r}")
 

@@ -16,6 +16,7 @@ from datetime import datetime
 import psycopg2
 
 from multicloud_dr.connections import Endpoint
+from multicloud_dr.connections.postgres import PostgresConnection
 from multicloud_dr.exceptions import InputError
 from multicloud_dr.replication.heartbeat import wait_for_heartbeat
 from multicloud_dr.replication.result import BREACH, CheckResult, judge
@@ -31,9 +32,8 @@ class PostgresUnreachableError(InputError):
 
 def connect(endpoint: Endpoint, database: str):
     try:
-        conn = psycopg2.connect(host=endpoint.host or "127.0.0.1", port=endpoint.port or 5432, user=endpoint.login,
-                                password=endpoint.password, dbname=database, connect_timeout=CONNECT_TIMEOUT,
-                                application_name="multicloud-dr replication check")
+        conn = PostgresConnection(endpoint).connect(dbname=database, connect_timeout=CONNECT_TIMEOUT,
+                                                    application_name="multicloud-dr replication check")
     except psycopg2.OperationalError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "no answer"
         if "does not exist" in first:

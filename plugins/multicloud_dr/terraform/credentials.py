@@ -1,12 +1,18 @@
 """An Airflow connection turned into the environment variables terraform's providers and state backends
 read. They reach terraform only through its environment: never argv, never a log line, never XCom.
 
-- aws (`aws` connection): login/password -> AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, extra
-  `aws_session_token`, `region_name` -> AWS_REGION, `endpoint_url` -> AWS_ENDPOINT_URL;
-- azure (`azure` connection, a service principal): login/password -> ARM_CLIENT_ID/ARM_CLIENT_SECRET,
-  extra `tenantId` and `subscriptionId` -> ARM_TENANT_ID/ARM_SUBSCRIPTION_ID;
-- gcp (`google_cloud_platform` connection): extra `keyfile_dict` -> GOOGLE_CREDENTIALS (the key's JSON),
-  or `key_path` -> GOOGLE_APPLICATION_CREDENTIALS; `project` -> GOOGLE_PROJECT.
+Which variables a connection gives is the connection layer's mapping (the same one drctl's clients use),
+in `multicloud_dr.connections`:
+
+- aws (`aws` connection, `connections.aws`): keys -> AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, extra
+  `aws_session_token`, `profile_name` -> AWS_PROFILE, `region_name` -> AWS_REGION / AWS_DEFAULT_REGION,
+  `endpoint_url` -> AWS_ENDPOINT_URL; with `role_arn`, the role's temporary credentials;
+- azure (`connections.wasb`): an `azure` connection (a service principal: login/password ->
+  ARM_CLIENT_ID / ARM_CLIENT_SECRET, extra `tenantId` / `subscriptionId` -> ARM_TENANT_ID /
+  ARM_SUBSCRIPTION_ID; `managed_identity_client_id` -> ARM_USE_MSI + ARM_CLIENT_ID), or a `wasb` one
+  (the account key -> ARM_ACCESS_KEY, a SAS -> ARM_SAS_TOKEN, for the azurerm state backend);
+- gcp (`google_cloud_platform` connection, `connections.gcp`): extra `keyfile_dict` -> GOOGLE_CREDENTIALS
+  (the key's JSON), or `key_path` -> GOOGLE_APPLICATION_CREDENTIALS; `project` -> GOOGLE_PROJECT.
 
 A connection without credentials (or no connection id) leaves terraform to the worker's own identity
 (instance profile, managed identity, workload identity).
@@ -14,63 +20,37 @@ A connection without credentials (or no connection id) leaves terraform to the w
 
 from __future__ import annotations
 
-import json
 import logging
 
-from multicloud_dr.connections import Endpoint, get_endpoint
+from multicloud_dr.connections import ConnectionType, get_endpoint
+from multicloud_dr.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 
-
-def _extra(endpoint: Endpoint, *names: str) -> str | None:
-    for name in names:
-        for key in (name, f"extra__{endpoint.conn_type}__{name}"):
-            value = endpoint.extra.get(key)
-            if value not in (None, ""):
-                return value if isinstance(value, str) else json.dumps(value)
-    return None
+_CREDENTIAL_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "ARM_CLIENT_SECRET", "ARM_USE_MSI", "ARM_ACCESS_KEY",
+                     "ARM_SAS_TOKEN", "GOOGLE_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS")
 
 
-def _aws(endpoint: Endpoint) -> dict[str, str]:
-    env = {}
-    if endpoint.login and endpoint.password:
-        env.update(AWS_ACCESS_KEY_ID=endpoint.login, AWS_SECRET_ACCESS_KEY=endpoint.password)
-    if token := _extra(endpoint, "aws_session_token"):
-        env["AWS_SESSION_TOKEN"] = token
-    if region := _extra(endpoint, "region_name", "region"):
-        env.update(AWS_REGION=region, AWS_DEFAULT_REGION=region)
-    if url := _extra(endpoint, "endpoint_url"):
-        env["AWS_ENDPOINT_URL"] = url
-    return env
+def _connection_types(cloud: str) -> tuple[type[ConnectionType], ...]:
+    from multicloud_dr.connections.aws import AwsConnection
+    from multicloud_dr.connections.gcp import GcpConnection
+    from multicloud_dr.connections.wasb import AzureConnection, WasbConnection
+
+    return {"aws": (AwsConnection,), "azure": (AzureConnection, WasbConnection), "gcp": (GcpConnection,)}[cloud]
 
 
-def _azure(endpoint: Endpoint) -> dict[str, str]:
-    env = {}
-    if endpoint.login and endpoint.password:
-        env.update(ARM_CLIENT_ID=endpoint.login, ARM_CLIENT_SECRET=endpoint.password)
-    if tenant := _extra(endpoint, "tenantId", "tenant_id"):
-        env["ARM_TENANT_ID"] = tenant
-    if subscription := _extra(endpoint, "subscriptionId", "subscription_id"):
-        env["ARM_SUBSCRIPTION_ID"] = subscription
-    if _extra(endpoint, "managed_identity_client_id"):
-        env.update(ARM_USE_MSI="true", ARM_CLIENT_ID=_extra(endpoint, "managed_identity_client_id") or "")
-    return env
-
-
-def _gcp(endpoint: Endpoint) -> dict[str, str]:
-    env = {}
-    if keyfile := _extra(endpoint, "keyfile_dict"):
-        env["GOOGLE_CREDENTIALS"] = keyfile
-    elif path := _extra(endpoint, "key_path"):
-        env["GOOGLE_APPLICATION_CREDENTIALS"] = path
-    if project := _extra(endpoint, "project", "project_id"):
-        env["GOOGLE_PROJECT"] = project
-    return env
-
-
-_BY_CLOUD = {"aws": _aws, "azure": _azure, "gcp": _gcp}
-_CREDENTIAL_NAMES = ("AWS_SECRET_ACCESS_KEY", "ARM_CLIENT_SECRET", "ARM_USE_MSI", "GOOGLE_CREDENTIALS",
-                     "GOOGLE_APPLICATION_CREDENTIALS")
+def connection_for(cloud: str, conn_id: str) -> ConnectionType:
+    """The connection `conn_id` as the type terraform for `cloud` reads (by its conn_type)."""
+    endpoint = get_endpoint(conn_id)
+    types = _connection_types(cloud)
+    for kind in types:
+        if endpoint.conn_type in kind.table.conn_types:
+            return kind(endpoint, conn_id)
+    if not endpoint.conn_type:
+        return types[0](endpoint, conn_id)
+    names = sorted(t for kind in types for t in kind.table.conn_types)
+    raise ConfigError(f"terraform.credentials.{cloud} names connection {conn_id!r} of type {endpoint.conn_type!r}: "
+                      f"give a connection of type {' or '.join(names)}")
 
 
 def credentials_env(cloud: str, conn_id: str | None) -> dict[str, str]:
@@ -78,7 +58,7 @@ def credentials_env(cloud: str, conn_id: str | None) -> dict[str, str]:
     if conn_id is None:
         log.info("terraform for %s uses the worker's own identity (no credentials connection configured)", cloud)
         return {}
-    env = _BY_CLOUD[cloud](get_endpoint(conn_id))
+    env = connection_for(cloud, conn_id).terraform_env()
     if not any(name in env for name in _CREDENTIAL_NAMES):
         log.info("connection %s holds no %s credentials: terraform uses the worker's own identity", conn_id, cloud)
     else:
