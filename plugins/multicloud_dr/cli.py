@@ -94,12 +94,11 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK if run_demo() else EXIT_PROBLEM
 
 
-def _storage(conn_id: str):
+def _storage(ref: str):
     from multicloud_dr.backup.store import BackupStore  # noqa: F401  (import errors surface early)
-    from multicloud_dr.clouds.azure import blob_service_client
-    from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.connections.wasb import blob_service_client
 
-    return blob_service_client(get_endpoint(conn_id))
+    return blob_service_client(ref)
 
 
 def _logical_date(value: str | None) -> datetime:
@@ -160,30 +159,19 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from multicloud_dr.backup.layout import StorageUrl
-    from multicloud_dr.backup.manifest import ManifestError
-    from multicloud_dr.backup.store import BackupStore
-    from multicloud_dr.backup.verify import latest_verified
     from multicloud_dr.connections import get_endpoint
-    from multicloud_dr.restore.mysql_restore import RestoreRequest, run_restore
+    from multicloud_dr.restore.mysql_restore import RestoreRequest, restore_backup
 
+    location = None
     if args.source == "latest":
         from multicloud_dr.config import load_topology
 
-        root = StorageUrl.parse(args.at or load_topology().backup.location)
-        store = BackupStore(_storage(args.storage_conn), root.bucket)
-        store.check_container()
-        record = latest_verified(store, root, args.source_database or args.database)
-    else:
-        url = StorageUrl.parse(args.source)
-        store = BackupStore(_storage(args.storage_conn), url.bucket)
-        record = store.read_manifest(url)
-        if record is None:
-            raise ManifestError(f"no backup manifest at {url}: drctl backups list shows them")
+        location = args.at or load_topology().backup.location
     request = RestoreRequest(target=get_endpoint(args.target), database=args.database, jobs=args.jobs,
                              replace=args.replace, binlog=args.binlog, lease_seconds=args.lease_seconds,
                              load_data=not args.no_load_data)
-    print(json.dumps(run_restore(request, store, record).to_dict(), indent=2))
+    result = restore_backup(request, args.storage_conn, args.source, location, args.source_database or args.database)
+    print(json.dumps(result.to_dict(), indent=2))
     return EXIT_OK
 
 

@@ -38,3 +38,22 @@ def test_dump_argv_ends_the_options_before_the_database_name(version_line, log_b
     assert argv[1] == f"--defaults-file={tmp_path / 'client.cnf'}"
     assert argv[-2:] == ["--", "-rx"]
     assert argv.count("--") == 1 and argv.count("-rx") == 1
+
+
+def test_the_restore_re_read_and_the_backup_dump_share_one_command_shape(tmp_path):
+    """The restore re-reads tables with the dump command the backup uses (its rows' CRCs must come out the
+    same): the options file first, the backup's options that decide how rows are written, `--` before every
+    name, table names included."""
+    from multicloud_dr.backup.source import dump_command
+
+    pre = Preflight(server="127.0.0.1:3306", version="10.11", flavor="mariadb", log_bin=True, gtid=None,
+                    tables=[], non_innodb=[], estimated_bytes=0)
+    backup = dump_argv("/usr/bin/mysqldump", "mysqldump  Ver 10.19 Distrib 10.11.19-MariaDB", tmp_path / "c.cnf",
+                       "db", pre)
+    reread = dump_command("/usr/bin/mysqldump", tmp_path / "c.cnf", "db", ["-r/x", "--result-file=/y"],
+                          options=["--no-create-info"])
+    assert reread[1] == backup[1] == f"--defaults-file={tmp_path / 'c.cnf'}"
+    assert reread[-4:] == ["--", "db", "-r/x", "--result-file=/y"] and reread.count("--") == 1
+    rows = {"--single-transaction", "--quick", "--hex-blob", "--default-character-set=utf8mb4",
+            "--max-allowed-packet=1G"}
+    assert rows <= set(backup[:backup.index("--")]) and rows <= set(reread[:reread.index("--")])

@@ -10,14 +10,15 @@ import zlib
 from dataclasses import dataclass
 
 import zstandard
-from azure.storage.blob import BlobClient
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobServiceClient
 
 from multicloud_dr.backup.codec import Decompressor
 from multicloud_dr.backup.layout import StorageUrl
 from multicloud_dr.backup.manifest import Manifest, ManifestError, Verification
 from multicloud_dr.backup.scan import DumpScanner, ScanResult
 from multicloud_dr.backup.store import BackupStore, ManifestRecord
-from multicloud_dr.exceptions import DrError
+from multicloud_dr.exceptions import ConfigError, DrError
 from multicloud_dr.progress import MB, Progress
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,13 @@ def verify_backup(store: BackupStore, manifest_url: StorageUrl) -> VerifyResult:
     problems: list[str] = []
     total = 0
     for index, obj in enumerate(manifest.objects):
-        rb = read_back(store.blob(StorageUrl.parse(obj.name)), manifest.codec, obj.bytes)
+        try:
+            rb = read_back(store.blob(StorageUrl.parse(obj.name)), manifest.codec, obj.bytes)
+        except ResourceNotFoundError:
+            # A definite verdict, as a wrong hash is: the backup can no longer be restored. (Other errors of
+            # the read are the storage's, not the backup's: they fail the verification and change nothing.)
+            problems.append(f"{obj.name}: missing from storage")
+            continue
         total += rb.bytes
         problems += check_against_manifest(manifest, index, rb)
     status = "failed" if problems else "verified"
@@ -129,6 +136,15 @@ def verify_backup(store: BackupStore, manifest_url: StorageUrl) -> VerifyResult:
     (log.info if status == "verified" else log.error)(
         "verify %s: %s in %.1f s (%.1f MB): %s", manifest.backup_id, status, progress.seconds, total / MB, detail)
     return result
+
+
+def record_failed_read(store: BackupStore, record: ManifestRecord, detail: str) -> None:
+    """A read of the backup outside verification (a restore's) found its objects differ from the manifest
+    or gone: the manifest says `failed` from now on, as a failed verification would. So "latest" and the
+    failover gate no longer pick it, and retention no longer counts it among the verified backups it must
+    keep (F28). A verification that finds it good again (`drctl verify`) marks it verified."""
+    _record_verdict(store, record, Verification(status="failed", at=store.server_now(), detail=detail[:2000]))
+    log.error("backup %s marked failed: %s", record.manifest.backup_id, detail)
 
 
 def _record_verdict(store: BackupStore, record: ManifestRecord, verdict: Verification, attempts: int = 4) -> None:
@@ -147,9 +163,55 @@ def _record_verdict(store: BackupStore, record: ManifestRecord, verdict: Verific
             record = fresh
 
 
-def latest_verified(store: BackupStore, root: StorageUrl, database: str) -> ManifestRecord:
+def verified_backups(store: BackupStore, root: StorageUrl, database: str) -> list[ManifestRecord]:
+    """Every verified backup of `database` under `root`, newest first (logical date, then when stored)."""
     records = [r for r in store.list_manifests(root, database) if r.manifest.verification.status == "verified"]
     if not records:
         raise NoVerifiedBackupError(f"no verified backup of {database} under {root}: run a backup and "
                                     f"`drctl verify` first")
-    return records[-1]
+    return records[::-1]
+
+
+def latest_verified(store: BackupStore, root: StorageUrl, database: str) -> ManifestRecord:
+    return verified_backups(store, root, database)[0]
+
+
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class BackupChoice:
+    """The backup a reference names, where it is, and for "latest" the older verified backups a restore
+    falls back on, newest first, when the newest turns out damaged (F28)."""
+
+    store: BackupStore
+    record: ManifestRecord
+    ref: str
+    fallbacks: tuple[ManifestRecord, ...] = ()
+
+
+def resolve_backup(storage: str | BlobServiceClient, ref: str, location: StorageUrl | str | None = None,
+                   database: str | None = None) -> BackupChoice:
+    """`ref` is "latest" (the newest verified backup of `database` under `location`, wasb://CONTAINER/PREFIX)
+    or a manifest URL (that backup, whatever its state: the restore says if it is not verified). `storage`:
+    the storage connection's id or URI (or a client already made from one)."""
+    if isinstance(storage, str):
+        from multicloud_dr.connections.wasb import blob_service_client
+
+        storage = blob_service_client(storage)
+    service = storage
+    if ref == LATEST:
+        if not (location and database):
+            raise ConfigError('"latest" needs the backup location (wasb://CONTAINER/PREFIX) and the backed-up '
+                              'database to find the newest verified backup')
+        root = StorageUrl.parse(location) if isinstance(location, str) else location
+        store = BackupStore(service, root.bucket)
+        store.check_container()
+        newest, *older = verified_backups(store, root, database)
+        return BackupChoice(store, newest, ref, tuple(older))
+    url = StorageUrl.parse(ref)
+    store = BackupStore(service, url.bucket)
+    record = store.read_manifest(url)
+    if record is None:
+        raise ManifestError(f"no backup manifest at {url}: check the URL (drctl backups list shows them)")
+    return BackupChoice(store, record, ref)

@@ -34,32 +34,14 @@ class RestoreBackupOperator(BaseOperator):
         self.jobs = jobs
 
     def execute(self, context: Context) -> dict:
-        from multicloud_dr.backup.layout import StorageUrl
-        from multicloud_dr.backup.manifest import ManifestError
-        from multicloud_dr.backup.store import BackupStore
-        from multicloud_dr.backup.verify import latest_verified
-        from multicloud_dr.clouds.azure import blob_service_client
         from multicloud_dr.connections import get_endpoint
-        from multicloud_dr.exceptions import ConfigError
-        from multicloud_dr.restore.mysql_restore import RestoreRequest, run_restore
+        from multicloud_dr.restore.mysql_restore import RestoreRequest, restore_backup
 
         def step() -> dict:
-            service = blob_service_client(get_endpoint(self.storage_conn_id))
-            if self.manifest == LATEST:
-                if not (self.location and self.source_database):
-                    raise ConfigError('manifest="latest" needs location and source_database to find the backup')
-                root = StorageUrl.parse(self.location)
-                store = BackupStore(service, root.bucket)
-                record = latest_verified(store, root, self.source_database)
-            else:
-                url = StorageUrl.parse(self.manifest)
-                store = BackupStore(service, url.bucket)
-                record = store.read_manifest(url)
-                if record is None:
-                    raise ManifestError(f"no backup manifest at {url}: check the URL (drctl backups list)")
-            self.log.info("restoring %s into %s", record.url, self.database)
             request = RestoreRequest(target=get_endpoint(self.target_conn_id), database=self.database,
                                      jobs=int(self.jobs))
-            return run_restore(request, store, record).to_dict()
+            # "latest" falls back to the previous verified backup when the newest turns out damaged (F28).
+            return restore_backup(request, self.storage_conn_id, self.manifest, self.location,
+                                  self.source_database).to_dict()
 
         return run_step(step)
