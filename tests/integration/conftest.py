@@ -175,6 +175,38 @@ def drop_database(endpoint: Endpoint, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def dr(lab) -> Endpoint:
+    """The lab's DR server (TLS required), where restores go."""
+    return get_endpoint("mysql_dr")
+
+
+@pytest.fixture
+def restore_target(dr):
+    """restore_target(prefix, yesterday=False) -> a new database name on the DR server for a restore to
+    target; yesterday=True creates it holding the day before's data (table `yesterday`, one row). At the end
+    the target and the restore's scratch databases are dropped."""
+    from multicloud_dr.restore.mysql_restore import scratch_name
+
+    names = []
+
+    def make(prefix: str, yesterday: bool = False) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:6]}"
+        names.append(name)
+        if yesterday:
+            with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{name}`")
+                cur.execute(f"CREATE TABLE `{name}`.yesterday (id INT PRIMARY KEY)")
+                cur.execute(f"INSERT INTO `{name}`.yesterday VALUES (1)")
+        return name
+
+    yield make
+    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
+        for name in names:
+            for each in (name, scratch_name(name, "restore"), scratch_name(name, "old")):
+                cur.execute(f"DROP DATABASE IF EXISTS `{each}`")
+
+
+@pytest.fixture(scope="session")
 def small_db(primary):
     """A sample database of ~2 MB (routines, triggers, views, events, JSON, BLOBs, no-PK table, ...)."""
     name = f"t_small_{uuid.uuid4().hex[:6]}"

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,15 +51,8 @@ def _drop(endpoint, *names) -> None:
 
 
 @pytest.fixture
-def dr():
-    return get_endpoint("mysql_dr")
-
-
-@pytest.fixture
-def target_name(dr):
-    name = f"t_restored_{uuid.uuid4().hex[:6]}"
-    yield name
-    _drop(dr, name, scratch_name(name, "restore"), scratch_name(name, "old"))
+def target_name(restore_target):
+    return restore_target("t_restored")
 
 
 def _verified_backup(database, backup_root, blob_service, store, day=1):

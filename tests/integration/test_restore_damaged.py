@@ -11,7 +11,6 @@ verified backups it must keep.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -37,22 +36,9 @@ from .conftest import mysql_connect
 
 
 @pytest.fixture
-def dr():
-    return get_endpoint("mysql_dr")
-
-
-@pytest.fixture
-def target(dr):
+def target(restore_target):
     """A target database on the DR server that holds yesterday's data (one table, one row)."""
-    name = f"t_damaged_{uuid.uuid4().hex[:6]}"
-    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"CREATE TABLE `{name}`.yesterday (id INT PRIMARY KEY)")
-        cur.execute(f"INSERT INTO `{name}`.yesterday VALUES (1)")
-    yield name
-    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
-        for each in (name, scratch_name(name, "restore"), scratch_name(name, "old")):
-            cur.execute(f"DROP DATABASE IF EXISTS `{each}`")
+    return restore_target("t_damaged", yesterday=True)
 
 
 def _tables(endpoint, database) -> list[str]:

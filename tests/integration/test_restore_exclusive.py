@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -44,17 +43,8 @@ def _lock_holder(endpoint, database: str):
 
 
 @pytest.fixture
-def dr():
-    return get_endpoint("mysql_dr")
-
-
-@pytest.fixture
-def target_name(dr):
-    name = f"t_excl_{uuid.uuid4().hex[:6]}"
-    yield name
-    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
-        for db in (name, scratch_name(name, "restore"), scratch_name(name, "old")):
-            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+def target_name(restore_target):
+    return restore_target("t_excl")
 
 
 def _backup(database, backup_root, blob_service, store, day):

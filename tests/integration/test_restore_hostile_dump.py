@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -41,21 +40,11 @@ MAX_CONNECT_ERRORS = 4242
 
 
 @pytest.fixture
-def dr():
-    return get_endpoint("mysql_dr")
-
-
-@pytest.fixture
-def target(dr):
-    name = f"t_hostile_dump_{uuid.uuid4().hex[:6]}"
+def target(dr, restore_target):
+    """A target database on the DR server that holds yesterday's data; the intruder a crafted dump would
+    create is dropped at the end whatever happened."""
+    yield restore_target("t_hostile_dump", yesterday=True)
     with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"CREATE TABLE `{name}`.yesterday (id INT PRIMARY KEY)")
-        cur.execute(f"INSERT INTO `{name}`.yesterday VALUES (1)")
-    yield name
-    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
-        for each in (name, scratch_name(name, "restore"), scratch_name(name, "old")):
-            cur.execute(f"DROP DATABASE IF EXISTS `{each}`")
         cur.execute(f"DROP USER IF EXISTS '{INTRUDER}'@'%'")
 
 

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -55,17 +54,8 @@ run_restore(RestoreRequest(get_endpoint("mysql_dr"), database, jobs=2, replace=r
 
 
 @pytest.fixture
-def dr():
-    return get_endpoint("mysql_dr")
-
-
-@pytest.fixture
-def target_name(dr):
-    name = f"t_killed_{uuid.uuid4().hex[:6]}"
-    yield name
-    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
-        for each in (name, scratch_name(name, "restore"), scratch_name(name, "old")):
-            cur.execute(f"DROP DATABASE IF EXISTS `{each}`")
+def target_name(restore_target):
+    return restore_target("t_killed")
 
 
 def _objects(endpoint, database) -> int:
