@@ -7,6 +7,7 @@ prerequisite (the one-line message on stderr says what to fix).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -101,9 +102,9 @@ def _storage(ref: str):
     return blob_service_client(ref)
 
 
-def _logical_date(value: str | None) -> datetime:
+def _logical_date(value: str | None) -> datetime | None:
     if not value:
-        return datetime.now(UTC).replace(microsecond=0)
+        return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -114,12 +115,19 @@ def _logical_date(value: str | None) -> datetime:
 def _backup(args: argparse.Namespace) -> int:
     from multicloud_dr.backup.layout import StorageUrl
     from multicloud_dr.backup.mysql_backup import BackupRequest, run_backup
+    from multicloud_dr.backup.source import server_now
     from multicloud_dr.connections import get_endpoint
 
-    request = BackupRequest(source=get_endpoint(args.source), database=args.database,
-                            root=StorageUrl.parse(args.to), logical_date=_logical_date(args.logical_date),
-                            codec=args.codec, block_size=args.block_size, lease_seconds=args.lease_seconds,
+    logical_date = _logical_date(args.logical_date)
+    request = BackupRequest(source=get_endpoint(args.source), database=args.database, root=StorageUrl.parse(args.to),
+                            logical_date=logical_date or datetime.now(UTC), codec=args.codec,
+                            block_size=args.block_size, lease_seconds=args.lease_seconds,
                             max_inflight_bytes=args.upload_buffer_mb * 2**20)
+    if logical_date is None:
+        # Checked first, then named by the source server's clock, not this host's (F25: a worker days fast
+        # would name the backup days ahead, and `latest` and retention order backups by this date).
+        request = dataclasses.replace(request, logical_date=server_now(request.source).replace(tzinfo=UTC,
+                                                                                               microsecond=0))
     result = run_backup(request, _storage(args.storage_conn))
     print(json.dumps(result.to_dict(), indent=2))
     return EXIT_OK

@@ -230,12 +230,6 @@ def test_f25_a_backup_made_and_verified_by_a_skewed_worker_carries_server_times_
         assert checks[database]["status"] == "ok" and 0 <= checks[database]["value"] < 600, (skew, checks)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F25 defect, not yet fixed (plugins/multicloud_dr/cli.py, another engineer's file): `drctl backup` without "
-    "--logical-date names the backup by the worker's clock (cli._logical_date: datetime.now(UTC)). Restore's "
-    "`latest` and retention's min_keep protection order backups by logical date, so a backup made on a host "
-    "3 days fast is 'the newest' for 3 days and shadows newer ones. Fix: default to the source database "
-    "server's clock (backup.source.server_now(endpoint)), truncated to the second."))
 def test_f25_a_backup_named_by_a_skewed_worker_does_not_shadow_a_newer_one(store, backup_root, scratch_database):
     database = scratch_database(1)
     _drctl_backup(database, backup_root, "+3d")     # first, on a host 3 days fast

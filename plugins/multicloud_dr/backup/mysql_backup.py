@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -188,7 +187,7 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
     with src.option_file(request.source) as cnf, tempfile.TemporaryFile() as stderr:
         argv = src.dump_argv(binary, version_line, cnf, layout.database, pre)
         log.info("running %s", " ".join(a for a in argv if not a.startswith("--defaults-file")))
-        proc = src.start_dump(_dies_with_this_process(argv), stderr)
+        proc = src.start_dump(argv, stderr)
         if on_child:
             on_child(proc)
         try:
@@ -240,16 +239,6 @@ def _dump_and_upload(request: BackupRequest, layout: BackupLayout, store: Backup
                        segments=segments if committed.bytes == comp.bytes else [])
     return _manifest(layout, request.logical_date, pre, scan, obj, version_line, pre.server_time, finished, warnings,
                      stored_at)
-
-
-def _dies_with_this_process(argv: list[str]) -> list[str]:
-    """`argv` through `setpriv --pdeathsig KILL` (util-linux) where there is one: if this process is killed
-    outright (SIGKILL, the OOM killer), the kernel kills the dump too. A dump whose reader is gone writes
-    nothing while the server is slow to answer, so no broken pipe ends it, and it keeps its connection and
-    snapshot open (F20: no orphan mysqldump). The signal follows the thread that started the dump, which
-    waits for it before it returns."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
 
 def _adopt_orphan(layout: BackupLayout, store: BackupStore, pre: src.Preflight) -> Manifest:

@@ -179,10 +179,20 @@ def dump_argv(binary: str, version_line: str, defaults_file: Path, database: str
 
 
 def start_dump(argv: list[str], stderr) -> subprocess.Popen:
-    """Run a dump_command(); its rows come on the process's stdout. Through a 4 MiB stdio buffer (stdbuf,
-    coreutils) where there is one: mysqldump writes its output in small pieces and each write to a pipe
-    wakes the reader, and the buffer cuts ~40,000 wake-ups per 250 MB to ~250 (measured 1.6 s -> 1.3 s
-    just to read a 1.2 s dump). The dump's own exit status still comes through stdbuf."""
-    stdbuf = shutil.which("stdbuf")
-    return subprocess.Popen([*([stdbuf, "-o4M"] if stdbuf else []), *argv], stdout=subprocess.PIPE, stderr=stderr,
+    """Run a dump_command() (the backup's, and the restore's re-read); its rows come on the process's stdout.
+
+    - Through `setpriv --pdeathsig KILL` (util-linux) where there is one: if this process is killed outright
+      (SIGKILL, the OOM killer), the kernel kills the dump too. A dump whose reader is gone writes nothing
+      while the server is slow to answer, so no broken pipe ends it, and it keeps its connection and
+      snapshot open (F20: no orphan mysqldump). The signal follows the thread that started the dump, which
+      waits for it before it returns. Not preexec_fn: other threads (the lease renewer) already run.
+    - stdin is /dev/null: under Airflow this process's stdin is the supervisor's request socket, and a dump
+      holding it delays the supervisor's view of a killed task.
+    - Through a 4 MiB stdio buffer (stdbuf, coreutils) where there is one: mysqldump writes its output in
+      small pieces and each write to a pipe wakes the reader, and the buffer cuts ~40,000 wake-ups per
+      250 MB to ~250 (measured 1.6 s -> 1.3 s just to read a 1.2 s dump). The dump's own exit status still
+      comes through both wrappers (each execs the next)."""
+    setpriv, stdbuf = shutil.which("setpriv"), shutil.which("stdbuf")
+    wrappers = [*([setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []), *([stdbuf, "-o4M"] if stdbuf else [])]
+    return subprocess.Popen([*wrappers, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                             bufsize=0)

@@ -1,0 +1,200 @@
+"""F21 (FAULTS.md), "scheduler restarted mid-run": the scheduler stops (a crash, or a restart for a deploy) and
+starts again while a backup task runs. What must happen: the backup is never executed twice at the same time,
+and the run ends in a consistent state: success, with exactly one complete backup.
+
+Run under real Airflow processes on the lab: api-server, dag-processor, triggerer and scheduler (LocalExecutor)
+started one by one, as `airflow standalone` starts them, so that the scheduler alone can be stopped and started.
+The project's `mysql_backup` DAG runs as shipped, pointed (MULTICLOUD_DR_TOPOLOGY) at a scratch database of
+~10 MB behind a loopback link slowed to 256 KB/s, so the dump lasts ~40 s. While it runs:
+- crash: the scheduler's main process is SIGKILLed and a new one started at once. Its LocalExecutor worker and
+  the task live on; the new scheduler finds the dead one's running task and, since a LocalExecutor cannot adopt
+  it, resets it and runs it again: a second execution while the first may still be alive. The scheduler is
+  told to notice a dead scheduler after 10 s (scheduler_health_check_threshold, default 30 s) and to look
+  every 5 s (orphaned_tasks_check_interval, default 300 s), so this happens during the dump, not after it.
+- graceful: the scheduler gets SIGTERM (what `systemctl restart` or a pod rollout sends first), which makes a
+  LocalExecutor wait for its running tasks; it is started again once it has exited.
+A cluster policy sets the retry delay to 10 s (shipped: 2 min), so a try that ends on the lease the other one
+held is retried within the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+
+from multicloud_dr.backup import source
+from multicloud_dr.backup.layout import StorageUrl
+from multicloud_dr.backup.store import BackupStore
+from multicloud_dr.backup.verify import verify_backup
+from multicloud_dr.connections import get_endpoint
+from multicloud_dr.connections.wasb import blob_service_client
+from multicloud_dr.lab import sample_data
+from multicloud_dr.sql import quote_identifier
+
+from .airflow_processes import (
+    DumpWatch,
+    LabAirflow,
+    SlowLink,
+    dump_processes,
+    fault_topology,
+    retry_delay_policy,
+    run_state,
+    start_run,
+    task_log,
+    task_runners,
+    task_states,
+    task_tries,
+    wait_for,
+    wait_until_parsed,
+)
+
+DAG_ID = "mysql_backup"
+CONTAINER = "dr-backups"
+SLOW_CONN = "mysql_primary_slow"
+DATABASE_MB = 10
+LINK_BYTES_PER_SECOND = 256 * 1024
+RETRY_DELAY_SECONDS = 10
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def scratch_db(lab):
+    name = f"t_f21_{uuid.uuid4().hex[:6]}"
+    primary = get_endpoint("mysql_primary")
+    with contextlib.closing(source.connect(primary)) as conn:
+        counts = sample_data.create_database(conn, name, DATABASE_MB)
+    yield name, counts
+    with contextlib.closing(source.connect(primary)) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+
+
+@pytest.fixture(scope="module")
+def backup_store(lab, delete_blob_prefix):
+    root = StorageUrl("wasb", CONTAINER, f"test-f21-{uuid.uuid4().hex[:8]}")
+    service = blob_service_client(get_endpoint("azure_blob_dr"))
+    yield root, BackupStore(service, CONTAINER)
+    delete_blob_prefix(service, root)
+
+
+@pytest.fixture(scope="module")
+def airflow(lab, scratch_db, backup_store, tmp_path_factory):
+    database, _ = scratch_db
+    root, _ = backup_store
+    home = tmp_path_factory.mktemp("airflow-f21")
+    link = SlowLink(get_endpoint("mysql_primary").port, LINK_BYTES_PER_SECOND)
+    env = {
+        "MULTICLOUD_DR_TOPOLOGY": str(fault_topology(home / "topology.yaml", database, SLOW_CONN, str(root))),
+        f"AIRFLOW_CONN_{SLOW_CONN.upper()}": link.connection_uri(os.environ["AIRFLOW_CONN_MYSQL_PRIMARY"]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [
+            str(retry_delay_policy(home / "policy", DAG_ID, RETRY_DELAY_SECONDS)), os.environ.get("PYTHONPATH")])),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
+    }
+    airflow = LabAirflow(home / "home", env, separate=True)
+    try:
+        api = airflow.start()
+        wait_until_parsed(api, DAG_ID, f"{database}.dump_and_upload")
+        yield airflow, api
+    except BaseException:
+        print(airflow.log_tail())
+        raise
+    finally:
+        airflow.stop()
+        link.close()
+
+
+class TaskRunnerWatch:
+    """Samples the pids of one Airflow home's task runners (titled "airflow worker -- <try id>") every 0.1 s."""
+
+    def __init__(self, home) -> None:
+        self.home = home
+        self.samples: list[set[int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(set(task_runners(self.home)))
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> TaskRunnerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def most_at_once(self, pids: set[int]) -> int:
+        return max((len(sample & pids) for sample in self.samples), default=0)
+
+
+@pytest.mark.parametrize("how", ["crash", "graceful"])
+def test_f21_scheduler_restarted_mid_backup_runs_it_once_at_a_time_and_ends_consistent(
+        airflow, scratch_db, backup_store, how):
+    airflow, api = airflow
+    database, counts = scratch_db
+    root, store = backup_store
+    dump_task = f"{database}.dump_and_upload"
+    before = {str(r.url) for r in store.list_manifests(root, database)}
+
+    with DumpWatch(database) as dumps, TaskRunnerWatch(airflow.home) as runners:
+        run_id = start_run(api, DAG_ID)
+        first_dump = wait_for(lambda: dump_processes(database), 180, f"mysqldump of {database} to start")[0]
+        time.sleep(2)
+        assert dump_processes(database) == [first_dump], "the dump ended before the restart: slow the link"
+        restarted_at = time.monotonic()
+        if how == "crash":
+            airflow.stop_component("scheduler", signal.SIGKILL)
+        else:
+            airflow.stop_component("scheduler", signal.SIGTERM, timeout=240)
+        stopped_seconds = time.monotonic() - restarted_at
+        airflow.start_component("scheduler")
+        state = wait_for(lambda: (s := run_state(api, DAG_ID, run_id)) in ("success", "failed") and s, 360,
+                         f"run {run_id} to finish", interval=2)
+
+    tries = task_tries(api, DAG_ID, run_id, dump_task)
+    states = task_states(api, DAG_ID, run_id)
+    detail = f"run {run_id} {state}: {states}; dump tries {[(t['try_number'], t['state']) for t in tries]}"
+    assert state == "success", f"{detail}\n{airflow.log_tail()}"
+    assert states == {
+        f"{database}.preflight": "success", dump_task: "success", f"{database}.verify": "success",
+        f"{database}.copy": "skipped", f"{database}.retention": "success", f"{database}.publish": "success"}, detail
+
+    # Never two dumps of the database at once (the backup's lease), whatever Airflow did with its tries.
+    assert dumps.most_at_once == 1, dumps.samples
+    # Exactly one committed backup for the run, whole and matching its manifest.
+    new = [r for r in store.list_manifests(root, database) if str(r.url) not in before]
+    assert len(new) == 1, [str(r.url) for r in new]
+    record = new[0]
+    assert record.manifest.verification.status == "verified"
+    assert verify_backup(store, record.url).status == "verified"
+    assert {name: entry.rows for name, entry in record.manifest.tables.items()} == counts
+    base = record.url.path.rsplit("/", 1)[0]
+    (data,) = record.manifest.objects
+    blobs = {b.name for b in store.container.list_blobs(name_starts_with=base + "/")}
+    assert blobs == {StorageUrl.parse(data.name).path, record.url.path, f"{base}/.lease"}, blobs
+
+    # Each try that did not make the backup stopped before writing: it found the lease held by the other try
+    # (and exited), or Airflow stopped it (the new scheduler had reset it). One dump per try at most.
+    for t in tries[:-1]:
+        text = task_log(api, DAG_ID, run_id, dump_task, t["try_number"])
+        assert t["state"] == "failed" and ("is leased by another process" in text
+                                           or "shouldn't be running anymore" in text), (t, text[-3000:])
+    assert len(dumps.all_pids) <= len(tries)
+    overlap = runners.most_at_once({t["pid"] for t in tries if t.get("pid")})
+    print(f"F21 ({how}): scheduler stopped in {stopped_seconds:.1f} s; {detail}; dumps {dumps.all_pids}; "
+          f"tries of the dump task running at once (Airflow's view): {overlap}")
+    if how == "crash":
+        # The new scheduler reset the dead one's running try (a LocalExecutor cannot adopt it) and ran it again.
+        assert len(tries) >= 2, detail
+    else:
+        # A LocalExecutor scheduler waits for its running task before it exits: the dump ran once, to the end.
+        assert len(tries) == 1 and len(dumps.all_pids) == 1, detail
