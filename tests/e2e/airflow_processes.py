@@ -27,9 +27,18 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 import yaml
+
+from multicloud_dr.backup import source
+from multicloud_dr.backup.layout import StorageUrl
+from multicloud_dr.backup.store import BackupStore
+from multicloud_dr.connections import get_endpoint
+from multicloud_dr.connections.wasb import blob_service_client
+from multicloud_dr.lab import sample_data
+from multicloud_dr.sql import quote_identifier
 
 from .conftest import ROOT, AirflowApi, _free_port, _wait_healthy
 
@@ -421,3 +430,62 @@ def task_log(api: AirflowApi, dag_id: str, run_id: str, task_id: str, try_number
 def task_states(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, str]:
     tasks = api.call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances")["task_instances"]
     return {t["task_id"]: t["state"] for t in tasks}
+
+
+# -- What the backup fault tests (F20, F21) share: a scratch database, a storage prefix, the DAG under Airflow --
+
+BACKUP_DAG_ID = "mysql_backup"
+SLOW_CONN = "mysql_primary_slow"
+
+
+@contextlib.contextmanager
+def scratch_database(tag: str, megabytes: float):
+    """A sample database of about `megabytes` on the lab's primary, dropped at the end: (name, row counts)."""
+    name = f"t_{tag}_{uuid.uuid4().hex[:6]}"
+    primary = get_endpoint("mysql_primary")
+    with contextlib.closing(source.connect(primary)) as conn:
+        counts = sample_data.create_database(conn, name, megabytes)
+    try:
+        yield name, counts
+    finally:
+        with contextlib.closing(source.connect(primary)) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+
+
+@contextlib.contextmanager
+def backup_prefix(tag: str, delete_blob_prefix, container: str = "dr-backups"):
+    """A storage prefix of the test's own, emptied at the end: (root, store)."""
+    root = StorageUrl("wasb", container, f"test-{tag}-{uuid.uuid4().hex[:8]}")
+    service = blob_service_client(get_endpoint("azure_blob_dr"))
+    try:
+        yield root, BackupStore(service, container)
+    finally:
+        delete_blob_prefix(service, root)
+
+
+@contextlib.contextmanager
+def backup_dag_under_airflow(home: Path, database: str, root: StorageUrl, link_bytes_per_second: int,
+                             retry_delay_seconds: float, extra_env: dict[str, str] | None = None,
+                             separate: bool = False):
+    """The shipped mysql_backup DAG under real Airflow processes in a fresh home, pointed at `database`
+    through a SlowLink, with the dump's retry delay set to `retry_delay_seconds`: (airflow, api, link)."""
+    link = SlowLink(get_endpoint("mysql_primary").port, link_bytes_per_second)
+    env = {
+        "MULTICLOUD_DR_TOPOLOGY": str(fault_topology(home / "topology.yaml", database, SLOW_CONN, str(root))),
+        f"AIRFLOW_CONN_{SLOW_CONN.upper()}": link.connection_uri(os.environ["AIRFLOW_CONN_MYSQL_PRIMARY"]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [
+            str(retry_delay_policy(home / "policy", BACKUP_DAG_ID, retry_delay_seconds)),
+            os.environ.get("PYTHONPATH")])),
+        **(extra_env or {}),
+    }
+    airflow = LabAirflow(home / "home", env, separate=separate)
+    try:
+        api = airflow.start()
+        wait_until_parsed(api, BACKUP_DAG_ID, f"{database}.dump_and_upload")
+        yield airflow, api, link
+    except BaseException:
+        print(airflow.log_tail())
+        raise
+    finally:
+        airflow.stop()
+        link.close()

@@ -24,43 +24,34 @@ import contextlib
 import os
 import signal
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
 
-from multicloud_dr.backup import source
 from multicloud_dr.backup.layout import StorageUrl
 from multicloud_dr.backup.mysql_backup import BackupRequest
-from multicloud_dr.backup.store import BackupStore
 from multicloud_dr.backup.verify import verify_backup
-from multicloud_dr.connections import get_endpoint
-from multicloud_dr.connections.wasb import blob_service_client
-from multicloud_dr.lab import sample_data
-from multicloud_dr.sql import quote_identifier
 
 from .airflow_processes import (
+    BACKUP_DAG_ID,
     DumpWatch,
     LabAirflow,
-    SlowLink,
     alive,
+    backup_dag_under_airflow,
+    backup_prefix,
     describe,
     dump_processes,
-    fault_topology,
     parent_of,
-    retry_delay_policy,
     run_state,
+    scratch_database,
     start_run,
     task_instance,
     task_states,
     task_tries,
     wait_for,
-    wait_until_parsed,
 )
 
-DAG_ID = "mysql_backup"
-CONTAINER = "dr-backups"
-SLOW_CONN = "mysql_primary_slow"
+DAG_ID = BACKUP_DAG_ID
 RETRY_DELAY_SECONDS = 65
 DATABASE_MB = 20
 LINK_BYTES_PER_SECOND = 2 * 1024 * 1024
@@ -71,46 +62,22 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def scratch_db(lab):
     """A sample database of ~20 MB on the lab's primary; its row counts."""
-    name = f"t_f20_{uuid.uuid4().hex[:6]}"
-    primary = get_endpoint("mysql_primary")
-    with contextlib.closing(source.connect(primary)) as conn:
-        counts = sample_data.create_database(conn, name, DATABASE_MB)
-    yield name, counts
-    with contextlib.closing(source.connect(primary)) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+    with scratch_database("f20", DATABASE_MB) as db:
+        yield db
 
 
 @pytest.fixture(scope="module")
 def backup_store(lab, delete_blob_prefix):
-    root = StorageUrl("wasb", CONTAINER, f"test-f20-{uuid.uuid4().hex[:8]}")
-    service = blob_service_client(get_endpoint("azure_blob_dr"))
-    yield root, BackupStore(service, CONTAINER)
-    delete_blob_prefix(service, root)
+    with backup_prefix("f20", delete_blob_prefix) as prefix:
+        yield prefix
 
 
 @pytest.fixture(scope="module")
 def airflow(lab, scratch_db, backup_store, tmp_path_factory):
-    database, _ = scratch_db
-    root, _ = backup_store
     home = tmp_path_factory.mktemp("airflow-f20")
-    link = SlowLink(get_endpoint("mysql_primary").port, LINK_BYTES_PER_SECOND)
-    env = {
-        "MULTICLOUD_DR_TOPOLOGY": str(fault_topology(home / "topology.yaml", database, SLOW_CONN, str(root))),
-        f"AIRFLOW_CONN_{SLOW_CONN.upper()}": link.connection_uri(os.environ["AIRFLOW_CONN_MYSQL_PRIMARY"]),
-        "PYTHONPATH": os.pathsep.join(filter(None, [
-            str(retry_delay_policy(home / "policy", DAG_ID, RETRY_DELAY_SECONDS)), os.environ.get("PYTHONPATH")])),
-    }
-    airflow = LabAirflow(home / "home", env)
-    try:
-        api = airflow.start()
-        wait_until_parsed(api, DAG_ID, f"{database}.dump_and_upload")
+    with backup_dag_under_airflow(home, scratch_db[0], backup_store[0], LINK_BYTES_PER_SECOND,
+                                  RETRY_DELAY_SECONDS) as (airflow, api, link):
         yield airflow, api, link
-    except BaseException:
-        print(airflow.log_tail())
-        raise
-    finally:
-        airflow.stop()
-        link.close()
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pymysql
 import pytest
@@ -284,3 +285,34 @@ def _snapshot(endpoint, database) -> dict:
 def snapshot():
     """snapshot(endpoint, database): every table's rows and every view, trigger, routine and event."""
     return _snapshot
+
+
+def seed_backup(store: BackupStore, root: StorageUrl, database: str, days_old: float, status: str,
+                now: datetime):
+    """One backup as run_backup leaves it (data blob, .lease blob, manifest written last), stored `days_old`
+    days before `now`, with verification `status`. Returns its BackupLayout."""
+    import hashlib
+    from datetime import timedelta
+
+    from multicloud_dr.backup.layout import BackupLayout, stamp
+    from multicloud_dr.backup.manifest import Manifest, StoredObject, TableEntry, Verification
+
+    stored_at = (now - timedelta(days=days_old)).replace(microsecond=0)
+    logical = stored_at - timedelta(minutes=10)
+    layout = BackupLayout(root, database, stamp(logical))
+    data = f"-- dump of {database} at {layout.stamp}\n".encode() * 64
+    store.blob(layout.data).upload_blob(data)
+    store.blob(layout.lease).upload_blob(b"")
+    manifest = Manifest(
+        backup_id=f"{database}/{layout.stamp}", database=database, logical_date=logical,
+        source={"server": "127.0.0.1:13306", "version": "10.11", "flavor": "mariadb"},
+        started_at=logical, finished_at=logical + timedelta(minutes=5), stored_at=stored_at,
+        tools={"dump": "test"}, codec="zstd",
+        objects=[StoredObject(name=str(layout.data), bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                              raw_bytes=len(data))],
+        tables={"owners": TableEntry(rows=10, crc32="0badf00d")},
+        verification=Verification(status=status, at=stored_at + timedelta(hours=1) if status != "unverified"
+                                  else None),
+    )
+    assert store.create_manifest(layout.manifest, manifest)
+    return layout

@@ -17,7 +17,6 @@ retention task calls, in a child Python process under faketime.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,9 +31,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multicloud_dr.backup.layout import BackupLayout, StorageUrl, stamp
-from multicloud_dr.backup.manifest import Manifest, StoredObject, TableEntry, Verification
+from multicloud_dr.backup.layout import BackupLayout, StorageUrl
 from multicloud_dr.backup.verify import latest_verified
+
+from .conftest import seed_backup
 
 ROOT = Path(__file__).resolve().parents[2]
 DRCTL = str(Path(sys.executable).with_name("drctl"))
@@ -60,27 +60,8 @@ def run_skewed(argv: list[str], skew: str | None, env: dict[str, str] | None = N
 
 
 def seed(store, root: StorageUrl, database: str, days_old: float, status: str, server_now: datetime) -> BackupLayout:
-    """A backup as run_backup leaves it (data blob, .lease blob, manifest last), stored `days_old` days before
-    the storage server's `server_now`."""
-    stored_at = (server_now - timedelta(days=days_old)).replace(microsecond=0)
-    logical = stored_at - timedelta(minutes=10)
-    layout = BackupLayout(root, database, stamp(logical))
-    data = f"-- dump of {database} at {layout.stamp}\n".encode() * 64
-    store.blob(layout.data).upload_blob(data)
-    store.blob(layout.lease).upload_blob(b"")
-    manifest = Manifest(
-        backup_id=f"{database}/{layout.stamp}", database=database, logical_date=logical,
-        source={"server": "127.0.0.1:13306", "version": "10.11", "flavor": "mariadb"},
-        started_at=logical, finished_at=logical + timedelta(minutes=5), stored_at=stored_at,
-        tools={"dump": "test"}, codec="zstd",
-        objects=[StoredObject(name=str(layout.data), bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                              raw_bytes=len(data))],
-        tables={"owners": TableEntry(rows=10, crc32="0badf00d")},
-        verification=Verification(status=status, at=stored_at + timedelta(hours=1) if status != "unverified"
-                                  else None),
-    )
-    assert store.create_manifest(layout.manifest, manifest)
-    return layout
+    """A backup stored `days_old` days before the storage server's `server_now`."""
+    return seed_backup(store, root, database, days_old, status, server_now)
 
 
 def write_topology(path: Path, databases: list[str], root: StorageUrl) -> Path:

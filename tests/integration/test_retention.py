@@ -7,7 +7,6 @@ the past, and either pass `now=` or let retention ask the server.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,9 +15,9 @@ import pytest
 from azure.storage.blob import BlobLeaseClient
 
 from multicloud_dr.backup import retention
-from multicloud_dr.backup.layout import BackupLayout, StorageUrl, stamp
+from multicloud_dr.backup.layout import BackupLayout, StorageUrl
 from multicloud_dr.backup.lease import BackupLease
-from multicloud_dr.backup.manifest import Manifest, StoredObject, TableEntry, Verification
+from multicloud_dr.backup.manifest import StoredObject, Verification
 from multicloud_dr.backup.retention import (
     RetentionPolicy,
     apply_retention,
@@ -27,6 +26,8 @@ from multicloud_dr.backup.retention import (
 )
 from multicloud_dr.backup.store import BackupStore
 from multicloud_dr.exceptions import ConfigError
+
+from .conftest import seed_backup
 
 CONTAINER = "dr-backups"
 DB = "petclinic"
@@ -61,25 +62,7 @@ def root(store):
 def seed(store: BackupStore, root: StorageUrl, days_old: float, status: str = "verified",
          now: datetime = NOW, database: str = DB) -> BackupLayout:
     """One backup as run_backup leaves it: data blob, .lease blob, manifest (written last)."""
-    stored_at = (now - timedelta(days=days_old)).replace(microsecond=0)
-    logical = stored_at - timedelta(minutes=10)
-    layout = BackupLayout(root, database, stamp(logical))
-    data = f"-- dump of {database} at {layout.stamp}\n".encode() * 64
-    store.blob(layout.data).upload_blob(data)
-    store.blob(layout.lease).upload_blob(b"")
-    manifest = Manifest(
-        backup_id=f"{database}/{layout.stamp}", database=database, logical_date=logical,
-        source={"server": "127.0.0.1:13306", "version": "10.11", "flavor": "mariadb"},
-        started_at=logical, finished_at=logical + timedelta(minutes=5), stored_at=stored_at,
-        tools={"dump": "test"}, codec="zstd",
-        objects=[StoredObject(name=str(layout.data), bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                              raw_bytes=len(data))],
-        tables={"owners": TableEntry(rows=10, crc32="0badf00d")},
-        verification=Verification(status=status, at=stored_at + timedelta(hours=1) if status != "unverified"
-                                  else None),
-    )
-    assert store.create_manifest(layout.manifest, manifest)
-    return layout
+    return seed_backup(store, root, database, days_old, status, now)
 
 
 def exists(store: BackupStore, url: StorageUrl) -> bool:

@@ -49,6 +49,7 @@ def test_taken_port_error_names_port_and_setting():
 
 def test_ports_move_with_their_setting(monkeypatch, tmp_path):
     settings = LabSettings(home=tmp_path, root=tmp_path)
+    monkeypatch.delenv("DRLAB_MYSQL_PRIMARY_PORT", raising=False)   # the default, even where a user moved it
     assert settings.port("mysql-primary") == 13306
     monkeypatch.setenv("DRLAB_MYSQL_PRIMARY_PORT", "23306")
     assert settings.port("mysql-primary") == 23306
