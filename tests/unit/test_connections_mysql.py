@@ -149,6 +149,19 @@ def test_option_file_lines_carry_the_tls_settings(certs):
     assert not any(line.startswith(("ssl", "skip-ssl")) for line in mysql({}).option_file_lines())
 
 
+def test_option_file_lines_for_oracle_mysql_clients_spell_the_mode_as_they_read_it():
+    """Oracle's MySQL 8 clients refuse MariaDB's `ssl`/`ssl-verify-server-cert` as unknown options (and MariaDB's
+    refuse `ssl-mode`): each gets its own spelling, and VERIFY_CA stays a CA-only check for MySQL's."""
+    lines = mysql({"ssl": {"ca": "/ca.pem"}}).option_file_lines("mysql")
+    assert lines[-2:] == ["ssl-mode=VERIFY_IDENTITY", 'ssl-ca="/ca.pem"']
+    assert not {"ssl", "ssl-verify-server-cert", "skip-ssl"} & set(lines)
+    ca_only = mysql({"ssl": {"ca": "/ca.pem"}, "ssl_mode": "VERIFY_CA"}).option_file_lines("mysql")
+    assert "ssl-mode=VERIFY_CA" in ca_only
+    assert mysql({"ssl_mode": "DISABLED"}).option_file_lines("mysql")[-1] == "ssl-mode=DISABLED"
+    assert not any(line.startswith("ssl") for line in mysql({}).option_file_lines("mysql"))
+    assert not any(line.startswith("ssl-mode") for line in mysql({"ssl": {"ca": "/ca.pem"}}).option_file_lines())
+
+
 def _failure(exc: BaseException) -> pymysql.err.OperationalError:
     """The error pymysql raises when the TLS handshake fails (it wraps the OSError)."""
     err = pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on '127.0.0.1' ({exc})")

@@ -8,6 +8,7 @@ it, and so that no password is ever in a process's argv (F15) or in a file left 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -134,6 +135,15 @@ def dump_binary() -> tuple[str, str]:
     raise SourceError("mysqldump is not installed: apt-get install mariadb-client (or mysql-client)")
 
 
+@functools.cache
+def client_flavor() -> str:
+    """Whose command-line clients run here, "mariadb" or "mysql" (Oracle's): they spell TLS options apart."""
+    try:
+        return "mariadb" if "mariadb" in dump_binary()[1].lower() else "mysql"
+    except SourceError:   # no dump tool: the option file is for the mysql client alone, say MariaDB's
+        return "mariadb"
+
+
 @contextlib.contextmanager
 def option_file(endpoint: Endpoint) -> Iterator[Path]:
     """A [client] option file that exists only in memory, for as long as this process holds it open.
@@ -142,7 +152,7 @@ def option_file(endpoint: Endpoint) -> Iterator[Path]:
     user opens that path like any file (no descriptor needs passing, so shell pipelines work too), and
     nothing else can. No file is ever on disk: when this process ends, however it ends (SIGKILL, OOM),
     the kernel drops it with the descriptor (F29). It carries the connection's TLS (ssl-ca, ...)."""
-    lines = MySqlConnection(endpoint).option_file_lines()
+    lines = MySqlConnection(endpoint).option_file_lines(client_flavor())
     fd = os.memfd_create("mcdr-client-cnf", os.MFD_CLOEXEC)
     try:
         os.fchmod(fd, 0o600)   # MySQL clients ignore a world-writable option file

@@ -10,7 +10,7 @@ connected to, unless `ssl_mode` (or `ssl_verify_identity`/`ssl_verify_cert` fals
 Without any of these the drivers' default applies: TLS when the server offers it, nothing verified.
 
 The MariaDB clients have no "check the CA only": for them VERIFY_CA is `ssl-verify-server-cert`,
-which checks the host name as well.
+which checks the host name as well. Oracle's MySQL 8 clients get `ssl-mode` instead (option_file_lines).
 """
 
 from __future__ import annotations
@@ -202,21 +202,30 @@ class MySqlConnection:
                     f"require TLS, check the login and password)")
         return None
 
-    def option_file_lines(self) -> list[str]:
-        """The [client] section for mysqldump/mysql/mariadb-binlog: server, account and TLS (MariaDB clients'
-        option names). Holds the password: write it only to a 0600 file or a memfd."""
+    def option_file_lines(self, client: str = "mariadb") -> list[str]:
+        """The [client] section for mysqldump/mysql/mariadb-binlog: server, account and TLS. Holds the password:
+        write it only to a 0600 file or a memfd.
+
+        `client` is whose tools read it: "mariadb" (Debian's and the image's mysqldump; the lab's) or "mysql"
+        (Oracle's 8.x clients). Both read ssl-ca/ssl-cert/ssl-key, but they spell the mode differently and
+        each refuses the other's spelling as an unknown option: MariaDB `ssl`, `skip-ssl` and
+        `ssl-verify-server-cert`; MySQL `ssl-mode=...` (which can check the CA alone)."""
         ep, tls = self.endpoint, self.tls
         lines = ["[client]", f"host={ep.host or '127.0.0.1'}", f"port={ep.port or 3306}", "protocol=TCP"]
         if ep.login:
             lines.append(f"user={_option_value(ep.login)}")
         if ep.password:
             lines.append(f"password={_option_value(ep.password)}")
-        if tls.mode == DISABLED:
+        if client == "mysql":
+            if tls.mode != PREFERRED:
+                lines.append(f"ssl-mode={tls.mode}")
+        elif tls.mode == DISABLED:
             lines.append("skip-ssl")
         elif tls.mode != PREFERRED:
             lines.append("ssl")
+        if tls.mode not in (DISABLED, PREFERRED):
             lines += [f"ssl-{name}={_option_value(getattr(tls, name))}" for name in _FILES if getattr(tls, name)]
-            if tls.verifies:
+            if tls.verifies and client != "mysql":
                 lines.append("ssl-verify-server-cert")
         return lines
 
