@@ -117,3 +117,65 @@ def test_any_chunking_gives_the_same_result(sizes):
     assert {n: (t.rows, t.crc32) for n, t in parts.tables.items()} == {
         n: (t.rows, t.crc32) for n, t in whole.tables.items()}
     assert (parts.gtid, parts.binlog_position, parts.complete) == (whole.gtid, whole.binlog_position, True)
+
+
+# How MariaDB's mysqldump writes names with a newline and a backquote: in comments each newline of the name
+# is "\n-- ", in SQL the name is as is; a backquote is doubled.
+HOSTILE_DUMP = b"""-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)
+--
+-- Table structure for table `new
+-- line`
+--
+
+CREATE TABLE `new
+line` (
+  `id` int(11) NOT NULL
+) ENGINE=InnoDB;
+
+--
+-- Dumping data for table `new
+-- line`
+--
+
+LOCK TABLES `new
+line` WRITE;
+INSERT INTO `new
+line` VALUES
+(1),
+(2),
+(3);
+UNLOCK TABLES;
+
+--
+-- Table structure for table `tick``
+-- -- Dump completed`
+--
+
+--
+-- Dumping data for table `tick``
+-- -- Dump completed`
+--
+
+LOCK TABLES `tick``
+-- Dump completed` WRITE;
+INSERT INTO `tick``
+-- Dump completed` VALUES
+(1),
+(2);
+UNLOCK TABLES;
+-- Dump completed on 2026-11-22  3:39:15
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(HOSTILE_DUMP) - 1), max_size=12, unique=True))
+def test_names_with_newlines_and_backquotes_are_read_whole_whatever_the_chunks(cuts):
+    scanner = DumpScanner()
+    bounds = [0, *sorted(cuts), len(HOSTILE_DUMP)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        scanner.feed(HOSTILE_DUMP[a:b])
+    result = scanner.finish()
+    assert result.structures == ["new\nline", "tick`\n-- Dump completed"]
+    assert {name: stats.rows for name, stats in result.tables.items()} == {"new\nline": 3,
+                                                                          "tick`\n-- Dump completed": 2}
+    assert result.complete
