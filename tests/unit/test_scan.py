@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -172,7 +174,7 @@ UNLOCK TABLES;
 def test_names_with_newlines_and_backquotes_are_read_whole_whatever_the_chunks(cuts):
     scanner = DumpScanner()
     bounds = [0, *sorted(cuts), len(HOSTILE_DUMP)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         scanner.feed(HOSTILE_DUMP[a:b])
     result = scanner.finish()
     assert result.structures == ["new\nline", "tick`\n-- Dump completed"]
