@@ -407,6 +407,19 @@ def start_run(api: AirflowApi, dag_id: str, scheduled_wait: float = 30.0) -> str
     return api.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {}})["dag_run_id"]
 
 
+def backups_of_run(store: BackupStore, root: StorageUrl, database: str, api: AirflowApi, dag_id: str, run_id: str,
+                   before: set[str]) -> list:
+    """The manifests under `root` that are new since `before` and name this run's date (its logical date, or
+    the run_after of a manual run without one, as the backup operator does). Another run the scheduler made
+    meanwhile (the daily tick passing during the test) makes backups of its own, which are not this run's."""
+    from datetime import datetime
+
+    run = api.call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
+    date = datetime.fromisoformat((run.get("logical_date") or run["run_after"]).replace("Z", "+00:00"))
+    return [r for r in store.list_manifests(root, database) if str(r.url) not in before
+            and r.manifest.logical_date.replace(microsecond=0) == date.replace(microsecond=0)]
+
+
 def run_state(api: AirflowApi, dag_id: str, run_id: str) -> str:
     return api.call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")["state"]
 

@@ -33,6 +33,7 @@ from .airflow_processes import (
     DumpWatch,
     backup_dag_under_airflow,
     backup_prefix,
+    backups_of_run,
     dump_processes,
     run_state,
     scratch_database,
@@ -135,7 +136,7 @@ def test_f21_scheduler_restarted_mid_backup_runs_it_once_at_a_time_and_ends_cons
     # Never two dumps of the database at once (the backup's lease), whatever Airflow did with its tries.
     assert dumps.most_at_once == 1, dumps.samples
     # Exactly one committed backup for the run, whole and matching its manifest.
-    new = [r for r in store.list_manifests(root, database) if str(r.url) not in before]
+    new = backups_of_run(store, root, database, api, DAG_ID, run_id, before)
     assert len(new) == 1, [str(r.url) for r in new]
     record = new[0]
     assert record.manifest.verification.status == "verified"

@@ -39,6 +39,7 @@ from .airflow_processes import (
     alive,
     backup_dag_under_airflow,
     backup_prefix,
+    backups_of_run,
     describe,
     dump_processes,
     parent_of,
@@ -165,7 +166,7 @@ def test_f20_killed_worker_goes_to_retry_leaves_no_orphan_dump_and_the_retry_bac
     assert len(watch.all_pids) == 2 and dump_pid in watch.all_pids
 
     # Exactly one committed backup for the run, whole and matching its manifest.
-    new = [r for r in store.list_manifests(root, database) if str(r.url) not in before]
+    new = backups_of_run(store, root, database, api, DAG_ID, run_id, before)
     assert len(new) == 1, [str(r.url) for r in new]
     record = new[0]
     assert record.manifest.verification.status == "verified"
