@@ -218,7 +218,7 @@ def get_endpoint(ref: str) -> Endpoint:
         return endpoint
     from multicloud_dr import secrets_backend  # outside Airflow: AIRFLOW_CONN_<ID>, then the secrets backend
 
-    in_airflow = running_in_airflow() and not secrets_backend.imported_airflow()
+    in_airflow = _airflow_resolves()
     value = os.environ.get(env_var_name(ref))
     if value and not in_airflow:
         return parse_connection_value(value, env_var_name(ref))
@@ -238,9 +238,15 @@ def get_endpoint(ref: str) -> Endpoint:
 def hooks_apply(ref: str) -> bool:
     """True when `ref` is a connection id and this process runs inside Airflow: then the provider's hook makes
     the client (a URI, or drctl, never goes through a hook)."""
+    return "://" not in ref and _airflow_resolves()
+
+
+def _airflow_resolves() -> bool:
+    """Whether Airflow's own lookup (and hooks) apply: inside Airflow, and not drctl that imported Airflow
+    only to reach a secrets backend."""
     from multicloud_dr import secrets_backend
 
-    return "://" not in ref and running_in_airflow() and not secrets_backend.imported_airflow()
+    return running_in_airflow() and not secrets_backend.imported_airflow()
 
 
 # -- The declarative part: what each connection type reads, what its SDK and Terraform get -----------------
