@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -171,6 +171,162 @@ class TerraformConfig(Strict):
         return value
 
 
+Site = Literal["primary", "dr"]
+SITES: tuple[Site, ...] = ("primary", "dr")
+
+
+class AppConfig(Strict):
+    """The application at one site: where its health answers, and the Kubernetes deployments that run it."""
+
+    health_conn_id: str                        # an http connection: the app's base URL (its load balancer)
+    health_path: str = "/health"
+    kubernetes_conn_id: str | None = None      # a kubernetes connection: the site's cluster (EKS, AKS, GKE)
+    namespace: str | None = None               # default: the connection's namespace
+    deployments: list[str] = []
+    replicas: int = Field(2, ge=1)             # replicas when the site is live (pilot light: 0 otherwise)
+    config_map: str | None = None              # holds what points the app at its database
+    config: dict[str, str] = {}                # written to config_map when the site takes over
+    secret: str | None = None                  # the database credentials the app uses
+    secret_from_conn_id: str | None = None     # a database connection: DB_USER / DB_PASSWORD into `secret`
+    health_timeout_seconds: int = Field(300, ge=1)
+    rollout_timeout_seconds: int = Field(600, ge=1)
+
+    @model_validator(mode="after")
+    def _cluster_for_deployments(self) -> AppConfig:
+        if (self.deployments or self.config_map or self.secret) and not self.kubernetes_conn_id:
+            raise ValueError("deployments, config_map and secret need kubernetes_conn_id (the site's cluster)")
+        if self.secret_from_conn_id and not self.secret:
+            raise ValueError("secret_from_conn_id is set but secret is not: name the Secret to write")
+        return self
+
+
+class SiteConfig(Strict):
+    cloud: Cloud
+    description: str = ""
+    app: AppConfig | None = None
+
+
+def _per_site(value: dict[str, str], what: str) -> dict[str, str]:
+    missing = [site for site in SITES if not value.get(site)]
+    extra = sorted(set(value) - set(SITES))
+    if missing or extra:
+        raise ValueError(f"{what} names each site once, primary and dr (missing: {', '.join(missing) or '-'}; "
+                         f"unknown: {', '.join(extra) or '-'})")
+    if value["primary"] == value["dr"]:
+        raise ValueError(f"{what}: primary and dr are both {value['primary']!r}: they must differ")
+    return value
+
+
+class Route53Layer(Strict):
+    """A DNS record in a Route 53 hosted zone. Simple: its value is the live site's target. Weighted
+    (set_identifiers given): one record set per site, and the live site gets the weight."""
+
+    provider: Literal["route53"]
+    conn_id: str = "aws_primary"
+    zone: str                                   # the hosted zone's name (example.com) or its id (Z...)
+    record: str                                 # the record's name, e.g. app.example.com
+    type: Literal["CNAME", "A", "AAAA"] = "CNAME"
+    targets: dict[str, str]                     # site -> the record's value for that site
+    set_identifiers: dict[str, str] | None = None
+    active_weight: int = Field(100, ge=1, le=255)
+    ttl: int = Field(60, ge=0)
+    timeout_seconds: int = Field(300, ge=1)     # wait for INSYNC
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: dict[str, str]) -> dict[str, str]:
+        return _per_site(value, "targets")
+
+    @field_validator("set_identifiers")
+    @classmethod
+    def _set_ids(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else _per_site(value, "set_identifiers")
+
+
+class CloudFrontLayer(Strict):
+    """A CloudFront distribution whose default cache behaviour (or its origin group's primary member)
+    is the live site's origin."""
+
+    provider: Literal["cloudfront"]
+    conn_id: str = "aws_primary"
+    distribution_id: str | None = None
+    alias: str | None = None                    # or find the distribution by one of its alternate domain names
+    origins: dict[str, str]                     # site -> origin id in the distribution
+    timeout_seconds: int = Field(1200, ge=1)    # wait for Deployed (AWS: typically 2-10 min)
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, value: dict[str, str]) -> dict[str, str]:
+        return _per_site(value, "origins")
+
+    @model_validator(mode="after")
+    def _one_way_to_find_it(self) -> CloudFrontLayer:
+        if bool(self.distribution_id) == bool(self.alias):
+            raise ValueError("give exactly one of distribution_id and alias")
+        return self
+
+
+class CloudflareLayer(Strict):
+    """A Cloudflare load balancer: the live site's pool is enabled and first in default_pools, and is the fallback."""
+
+    provider: Literal["cloudflare"]
+    conn_id: str = "cloudflare"                 # an http connection: https://api.cloudflare.com/client/v4 + token
+    account_id: str                             # pools belong to the account
+    zone_id: str                                # the load balancer belongs to the zone
+    load_balancer: str                          # its id or its hostname
+    pools: dict[str, str]                       # site -> pool id
+    timeout_seconds: int = Field(300, ge=1)     # wait for the new pool to report healthy
+
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, value: dict[str, str]) -> dict[str, str]:
+        return _per_site(value, "pools")
+
+
+TrafficLayer = Annotated[Route53Layer | CloudFrontLayer | CloudflareLayer, Field(discriminator="provider")]
+
+
+class TrafficConfig(Strict):
+    layers: list[TrafficLayer] = []
+    check_health: bool = True                   # the target site's app must be healthy before a switch
+
+
+class FrontendCopy(Strict):
+    url: str                                    # wasb://CONTAINER/PREFIX or gs://BUCKET/PREFIX
+    conn_id: str
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("wasb://", "wasbs://", "gs://")):
+            raise ValueError("a frontend copy goes to wasb://CONTAINER/PREFIX or gs://BUCKET/PREFIX")
+        return value
+
+
+class FrontendConfig(Strict):
+    """A static frontend served from S3 at the primary, copied to the DR site's bucket(s)."""
+
+    source: str                                 # s3://BUCKET/PREFIX
+    source_conn_id: str = "aws_primary"
+    copies: list[FrontendCopy]
+    schedule: str = "15 2 * * *"                # UTC
+    delete_removed: bool = False                # also delete copies of objects the source no longer has
+
+    @field_validator("source")
+    @classmethod
+    def _s3(cls, value: str) -> str:
+        if not value.startswith("s3://"):
+            raise ValueError("the frontend's source is s3://BUCKET/PREFIX")
+        return value
+
+    @field_validator("copies")
+    @classmethod
+    def _some(cls, value: list[FrontendCopy]) -> list[FrontendCopy]:
+        if not value:
+            raise ValueError("name at least one copy (wasb:// or gs://)")
+        return value
+
+
 class Targets(Strict):
     rpo_seconds: int = Field(gt=0)
     rto_seconds: int = Field(gt=0)
@@ -184,6 +340,29 @@ class Topology(Strict):
     replication: ReplicationConfig = ReplicationConfig()
     notify: NotifyConfig = NotifyConfig()
     terraform: TerraformConfig = TerraformConfig()
+    sites: dict[str, SiteConfig] = {}
+    traffic: TrafficConfig = TrafficConfig()
+    frontend: FrontendConfig | None = None
+
+    @field_validator("sites")
+    @classmethod
+    def _site_names(cls, value: dict[str, SiteConfig]) -> dict[str, SiteConfig]:
+        if value and sorted(value) != sorted(SITES):
+            raise ValueError(f"sites are primary and dr, got {', '.join(sorted(value))}")
+        return value
+
+    @model_validator(mode="after")
+    def _traffic_needs_sites(self) -> Topology:
+        if self.traffic.layers and not self.sites:
+            raise ValueError("traffic layers need a sites section (primary and dr)")
+        return self
+
+    def site(self, name: str) -> SiteConfig:
+        if name not in self.sites:
+            known = ", ".join(self.sites) or "not configured"
+            raise ConfigError(f"the topology has no site {name!r}: sites are {known} (add a sites section to the "
+                              f"topology)")
+        return self.sites[name]
 
     def mysql_databases(self) -> list[DatabaseConfig]:
         return [d for d in self.databases if d.engine == "mysql"]

@@ -46,3 +46,20 @@ class ServiceFailedError(LabError):
 class TlsError(InputError):
     """A database connection's TLS does not fit its server (certificate not trusted, TLS required but
     not asked for, asked for but not offered): fix the connection's extras or the server."""
+
+
+class TrafficError(DrError):
+    """A traffic layer (Route 53, CloudFront, Cloudflare) refused a change, or did not settle in time."""
+
+
+class TrafficConflictError(TrafficError):
+    """What is live is no longer what was read (someone else changed it meanwhile): nothing was
+    overwritten. Read the status again and decide again."""
+
+
+class HealthCheckError(DrError):
+    """A site's application did not answer its health check in time; the message holds the last failure."""
+
+
+class KubernetesError(DrError):
+    """The Kubernetes API refused a change, or a rollout did not finish in time."""
