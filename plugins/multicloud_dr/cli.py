@@ -80,7 +80,7 @@ def _lab_status(args: argparse.Namespace) -> int:
 
     states = Lab().status()
     print(format_status(states))
-    return EXIT_OK if all(s.state == "up" for s in states) else EXIT_PROBLEM
+    return EXIT_OK if all(s.ok for s in states) else EXIT_PROBLEM
 
 
 def _lab_airflow(args: argparse.Namespace) -> int:
@@ -236,6 +236,84 @@ def _terraform(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _traffic_status(args: argparse.Namespace) -> int:
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.traffic.switch import traffic_status
+
+    report = traffic_status(load_topology())
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return EXIT_OK
+    print(f"{'PROVIDER':<11} {'SITE':<8} WHAT")
+    for layer in report.to_dict()["layers"]:
+        what = {k: v for k, v in layer.items() if k not in ("provider", "site")}
+        print(f"{layer['provider']:<11} {layer['site'] or '-':<8} {json.dumps(what, default=str)}")
+    print(f"traffic: {report.site or 'none'} ({len(report.layers)} layers)")
+    return EXIT_OK
+
+
+def _traffic_switch(args: argparse.Namespace) -> int:
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.traffic.switch import build_layers, switch_traffic
+
+    topology = load_topology()
+    report = switch_traffic(topology, args.to, dry_run=args.dry_run, layers=build_layers(topology, args.only))
+    print(json.dumps(report.to_dict(), indent=2, default=str))
+    moved = sum(r.changed for r in report.results)
+    print(f"traffic: {'would move' if args.dry_run else 'moved'} "
+          f"{sum(p['would_change'] for p in report.planned) if args.dry_run else moved} of {len(report.planned)} "
+          f"layers to {args.to} in {report.seconds:.1f} s", file=sys.stderr)
+    return EXIT_OK
+
+
+def _app(args: argparse.Namespace) -> int:
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.kube.site import SiteApp, scale_down_if_reachable
+
+    topology = load_topology()
+    if args.app_command == "health":
+        from multicloud_dr.kube.health import wait_healthy
+
+        app = topology.site(args.site).app
+        if app is None:
+            raise InputError(f"site {args.site} has no app section: add sites.{args.site}.app (health_conn_id) to the "
+                             f"topology")
+        result = wait_healthy(app.health_conn_id, path=app.health_path,
+                              timeout=args.timeout or app.health_timeout_seconds, name=f"site {args.site}")
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return EXIT_OK
+    if args.app_command == "scale" and args.down and args.if_reachable:
+        app = topology.site(args.site).app
+        if app is None:
+            raise InputError(f"site {args.site} has no app section: add sites.{args.site}.app to the topology")
+        print(json.dumps(scale_down_if_reachable(app, site=args.site), indent=2, default=str))
+        return EXIT_OK
+    with SiteApp.from_topology(topology, args.site) as site_app:
+        if args.app_command == "status":
+            result = site_app.status()
+        elif args.down:
+            result = site_app.scale_down()
+        elif args.replicas == 0:
+            result = site_app.scale_to(0)
+        else:
+            result = site_app.scale_up(None if args.up else args.replicas)
+    print(json.dumps(result, indent=2, default=str))
+    return EXIT_OK
+
+
+def _frontend_sync(args: argparse.Namespace) -> int:
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.frontend.sync import FrontendSyncError, run_frontend_sync
+
+    try:
+        result = run_frontend_sync(load_topology(), dry_run=args.dry_run)
+    except FrontendSyncError as err:      # transfers failed: the summary still says what was done
+        print(json.dumps(getattr(err, "result", {}), indent=2, default=str))
+        raise
+    print(json.dumps(result, indent=2, default=str))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -326,6 +404,42 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--destroy", action="store_true",
                              help="the plan is a destroy plan (from plan --destroy); refused for any other plan")
 
+    traffic = commands.add_parser("traffic", help="which site users reach (Route 53, CloudFront, Cloudflare)")
+    traffic_commands = traffic.add_subparsers(dest="traffic_command", required=True)
+    status = traffic_commands.add_parser("status", help="each traffic layer of the topology and the site it serves")
+    status.add_argument("--json", action="store_true", help='{"site": ..., "layers": [...]}')
+    status.set_defaults(func=_traffic_status)
+    switch = traffic_commands.add_parser(
+        "switch", help="move every layer to a site (compare-and-set; layers already there are not written)")
+    switch.add_argument("--to", required=True, choices=("primary", "dr"))
+    switch.add_argument("--dry-run", action="store_true", help="read every layer and say what would move")
+    switch.add_argument("--only", action="append", choices=("route53", "cloudfront", "cloudflare"),
+                        help="switch only this layer (repeatable)")
+    switch.set_defaults(func=_traffic_switch)
+
+    app = commands.add_parser("app", help="the application at a site: its deployments (AKS/GKE/EKS) and health")
+    app_commands = app.add_subparsers(dest="app_command", required=True)
+    app_status = app_commands.add_parser("status", help="each deployment's replicas, ready and rollout state")
+    app_scale = app_commands.add_parser(
+        "scale", help="scale the site's deployments (up: its ConfigMap/Secret first) and wait for the rollout")
+    app_health = app_commands.add_parser("health", help="wait until the site's app answers its health check")
+    for sub in (app_status, app_scale, app_health):
+        sub.add_argument("--site", required=True, choices=("primary", "dr"))
+        sub.set_defaults(func=_app)
+    how = app_scale.add_mutually_exclusive_group(required=True)
+    how.add_argument("--up", action="store_true", help="to the topology's replicas")
+    how.add_argument("--replicas", type=int, choices=range(0, 1001), metavar="N")
+    how.add_argument("--down", action="store_true", help="to 0")
+    app_scale.add_argument("--if-reachable", action="store_true",
+                           help="with --down: if the cluster's API does not answer, say so and exit 0 (an old primary)")
+    app_health.add_argument("--timeout", type=_positive_int, help="seconds (default: the topology's)")
+
+    frontend = commands.add_parser("frontend", help="the static frontend's DR copies (S3 -> Blob / GCS)")
+    frontend_commands = frontend.add_subparsers(dest="frontend_command", required=True)
+    sync = frontend_commands.add_parser("sync", help="copy what changed to every copy, verified by size and SHA-256")
+    sync.add_argument("--dry-run", action="store_true", help="say what would be copied or deleted")
+    sync.set_defaults(func=_frontend_sync)
+
     commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
         .set_defaults(func=_demo)
     return parser
@@ -347,6 +461,18 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(err, pymysql.err.MySQLError):
             print(f"drctl: error: {_mysql_error_line(err, args.command)}", file=sys.stderr)
+            return EXIT_USAGE
+        from botocore.exceptions import BotoCoreError, ClientError
+        from requests import RequestException
+
+        if isinstance(err, ClientError):
+            error = err.response.get("Error", {})
+            print(f"drctl: error: AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}; check "
+                  f"the aws connection's permissions and the topology's names", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(err, (BotoCoreError, RequestException)):
+            print(f"drctl: error: {type(err).__name__}: {' '.join(str(err).split())}; check that the service is "
+                  f"reachable and the connection's credentials", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(err, AzureError):
             print(f"drctl: error: storage request failed: {str(err).splitlines()[0]}; check the storage connection "

@@ -47,3 +47,24 @@ def test_a_home_the_postgres_user_can_reach_keeps_postgres_data_in_it():
         assert settings.postgres_home == settings.home
     finally:
         shutil.rmtree(public)
+
+
+def test_secrets_written_by_an_older_lab_keep_their_passwords_and_gain_the_api_tokens(tmp_path: Path):
+    """A .lab/secrets.json from before the fake APIs (no kube_token, cloudflare_token) still loads: the running
+    servers' passwords are kept, the tokens are made once, and the file stays private."""
+    import json
+
+    from multicloud_dr.lab.settings import LabSecrets
+
+    path = tmp_path / "secrets.json"
+    old = {"mysql_admin": "a1", "mysql_app": "a2", "mysql_repl": "a3", "pg_admin": "a4", "pg_repl": "a5"}
+    path.write_text(json.dumps(old))
+    path.chmod(0o644)
+
+    loaded = LabSecrets.load_or_create(path)
+    assert {name: getattr(loaded, name) for name in old} == old
+    assert loaded.kube_token and loaded.cloudflare_token and loaded.kube_token != loaded.cloudflare_token
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert json.loads(path.read_text()) == loaded.__dict__
+    assert LabSecrets.load_or_create(path) == loaded, "the tokens must not change from one load to the next"
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"], "a temporary file was left behind"

@@ -37,6 +37,11 @@ POSTGRES_STANDBY = "postgres_standby"
 AZURE_BLOB_DR = "azure_blob_dr"
 AWS_PRIMARY = "aws_primary"
 GCS_DR = "gcs_dr"
+APP_PRIMARY = "app_primary"      # http: the primary site's application (its /health)
+APP_DR = "app_dr"                # http: the DR site's application
+EKS_PRIMARY = "eks_primary"      # kubernetes: the primary site's cluster
+AKS_DR = "aks_dr"                # kubernetes: the DR site's cluster
+CLOUDFLARE = "cloudflare"        # http: Cloudflare's API (base URL .../client/v4, an Authorization header)
 
 DEFAULT_CONN_IDS = (
     MYSQL_PRIMARY,
@@ -47,6 +52,11 @@ DEFAULT_CONN_IDS = (
     AZURE_BLOB_DR,
     AWS_PRIMARY,
     GCS_DR,
+    APP_PRIMARY,
+    APP_DR,
+    EKS_PRIMARY,
+    AKS_DR,
+    CLOUDFLARE,
 )
 
 # Airflow spells some URI schemes differently from their conn_type.

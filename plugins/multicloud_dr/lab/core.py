@@ -1,4 +1,8 @@
-"""`drctl lab up | down | status`: the local DR lab as a whole."""
+"""`drctl lab up | down | status`: the local DR lab as a whole.
+
+`up` starts the servers and seeds them (in parallel, by dependency chain), then the fake Kubernetes API,
+whose reconcile starts each site's app its deployment wants running, then waits until those apps serve.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ from multicloud_dr import connections as conn_ids
 from multicloud_dr.exceptions import LabError
 from multicloud_dr.lab import seed
 from multicloud_dr.lab.services import (
+    AppService,
     AzuriteService,
+    CloudflareApiService,
     GcsService,
+    KubeApiService,
     MotoService,
     MySQLDR,
     MySQLPrimary,
@@ -27,6 +34,9 @@ from multicloud_dr.lab.services import (
     ServiceState,
 )
 from multicloud_dr.lab.settings import AZURE_CONTAINER, DB_ADMIN_USER, GCS_BUCKET, SAMPLE_DATABASE, LabSettings
+
+# The DR server's `petclinic` plays the last restore's result: small, it only has to be there.
+DR_SAMPLE_MEGABYTES = 1.0
 
 Report = Callable[[str], None]
 
@@ -43,11 +53,20 @@ class Lab:
         self.azurite = AzuriteService(s)
         self.moto = MotoService(s)
         self.gcs = GcsService(s)
+        self.kube_api = KubeApiService(s)
+        self.app_primary = AppService(s, "primary", self.mysql_primary, kube=self.kube_api)
+        self.app_dr = AppService(s, "dr", self.mysql_dr, kube=self.kube_api)
+        self.cloudflare_api = CloudflareApiService(s, self.apps)
+
+    @property
+    def apps(self) -> dict[str, AppService]:
+        return {"primary": self.app_primary, "dr": self.app_dr}
 
     @property
     def services(self) -> list[Service]:
+        # Stopped in reverse: kube-api before the apps (it would start them again), the apps before their databases.
         return [self.mysql_primary, self.mysql_replica, self.mysql_dr, self.pg_primary, self.pg_standby,
-                self.azurite, self.moto, self.gcs]
+                self.azurite, self.moto, self.gcs, self.app_primary, self.app_dr, self.kube_api, self.cloudflare_api]
 
     # -- up ---------------------------------------------------------------------------------------
     def up(self, report: Report = print) -> dict[str, str]:
@@ -57,6 +76,7 @@ class Lab:
         if self.settings.tls.ensure():  # servers started with an older certificate restart (Service.outdated)
             report(f"  made the lab's TLS certificates in {self.settings.tls.dir}")
         outcomes: dict[str, str] = {}
+        apps_running = {site: app.pid() is not None for site, app in self.apps.items()}
 
         def started(service: Service) -> None:
             t0 = time.monotonic()
@@ -74,6 +94,13 @@ class Lab:
             started(self.mysql_replica)
             self.mysql_replica.wait_caught_up()
 
+        def mysql_dr_chain() -> None:
+            started(self.mysql_dr)
+            with contextlib.closing(self.mysql_dr.admin()) as conn:
+                counts = seed.seed_mysql_dr_sample(conn, DR_SAMPLE_MEGABYTES, self.mysql_dr.dir / "seeded.json")
+            if counts:
+                report(f"  seeded {SAMPLE_DATABASE} on mysql-dr (as a restore leaves it): {sum(counts.values())} rows")
+
         def pg_chain() -> None:
             started(self.pg_primary)
             started(self.pg_standby)
@@ -86,14 +113,39 @@ class Lab:
             started(self.moto)
             secret = {"username": DB_ADMIN_USER, "password": self.settings.secrets().mysql_admin,
                       "host": "127.0.0.1", "port": self.mysql_primary.port, "dbname": SAMPLE_DATABASE}
-            self._aws = seed.seed_aws(self.moto.endpoint(), self.mysql_primary.port, self.mysql_dr.port, secret)
+            self._aws = seed.seed_aws(self.moto.endpoint(), self.mysql_primary.port, self.mysql_dr.port, secret,
+                                      {site: app.port for site, app in self.apps.items()})
 
         def gcs_chain() -> None:
             started(self.gcs)
             seed.seed_gcs(self.gcs.endpoint())
 
-        chains = {"mysql": mysql_chain, "mysql-dr": lambda: started(self.mysql_dr), "postgres": pg_chain,
-                  "azurite": azure_chain, "moto": aws_chain, "gcs": gcs_chain}
+        def cloudflare_chain() -> None:
+            started(self.cloudflare_api)
+
+        def apps_chain() -> None:
+            # After the databases: kube-api's first reconcile starts the apps, which query them.
+            started(self.kube_api)
+            for site, app in self.apps.items():
+                t0 = time.monotonic()
+                replicas = self.kube_api.desired_replicas(site)
+                if replicas is None:
+                    raise LabError(f"kube-api has no deployment {app.deployment_key}; see {self.kube_api.log_file}")
+                # Its reconcile may be doing the same: scale() waits for it, and then has nothing left to do.
+                outcome = app.follow(replicas, was_running=apps_running[site])
+                outcomes[app.name] = outcome
+                report(f"  {app.name:<14} {outcome:<8} port {app.port}  ({time.monotonic() - t0:.1f} s)"
+                       + ("  deployment scaled to 0" if replicas == 0 else ""))
+
+        chains = {"mysql": mysql_chain, "mysql-dr": mysql_dr_chain, "postgres": pg_chain,
+                  "azurite": azure_chain, "moto": aws_chain, "gcs": gcs_chain, "cloudflare": cloudflare_chain}
+        self._run_chains(chains)
+        self._run_chains({"apps": apps_chain})
+        self.write_env()
+        return outcomes
+
+    @staticmethod
+    def _run_chains(chains: dict[str, Callable[[], None]]) -> None:
         failures: list[str] = []
         with ThreadPoolExecutor(max_workers=len(chains)) as pool:
             futures = {name: pool.submit(fn) for name, fn in chains.items()}
@@ -104,8 +156,6 @@ class Lab:
                     failures.append(f"[{name}] {err}")
         if failures:
             raise LabError("the lab is not up:\n" + "\n".join(failures))
-        self.write_env()
-        return outcomes
 
     # -- env --------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -142,6 +192,15 @@ class Lab:
                  "extra": {"endpoint_url": aws, "region_name": seed.AWS_REGION}}),
             conn_ids.env_var_name(conn_ids.GCS_DR): json.dumps(
                 {"conn_type": "google_cloud_platform", "extra": {"project": "lab", "endpoint_url": gcs}}),
+            "LAB_APP_PRIMARY_URL": self.app_primary.url,
+            "LAB_APP_DR_URL": self.app_dr.url,
+            "LAB_KUBE_API_URL": self.kube_api.base_url,
+            "LAB_CLOUDFLARE_API_URL": self.cloudflare_api.api_url,
+            conn_ids.env_var_name(conn_ids.APP_PRIMARY): json.dumps(self.app_primary.connection()),
+            conn_ids.env_var_name(conn_ids.APP_DR): json.dumps(self.app_dr.connection()),
+            conn_ids.env_var_name(conn_ids.EKS_PRIMARY): json.dumps(self.kube_api.connection("primary")),
+            conn_ids.env_var_name(conn_ids.AKS_DR): json.dumps(self.kube_api.connection("dr")),
+            conn_ids.env_var_name(conn_ids.CLOUDFLARE): json.dumps(self.cloudflare_api.connection()),
             "AIRFLOW_HOME": str(s.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(s.root / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.root / "plugins"),
@@ -205,6 +264,7 @@ class Lab:
 
 
 def format_status(states: list[ServiceState]) -> str:
+    """A table of the services; STATE is up, down, unhealthy or idle (an app scaled to 0 on purpose)."""
     rows = [("SERVICE", "PLAYS", "PORT", "STATE", "PID", "DETAIL")]
     rows += [(s.name, s.plays, str(s.port), s.state, str(s.pid or "-"), s.detail) for s in states]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]

@@ -7,29 +7,57 @@ of times. moto keeps its state in memory, so its resources are seeded again on e
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multicloud_dr.connections import Endpoint
+from multicloud_dr.exceptions import LabError
 from multicloud_dr.lab.settings import (
+    APP_HOSTS,
+    APP_SITES,
     AZURE_CONTAINER,
     DB_ADMIN_USER,
     GCS_BUCKET,
     SAMPLE_DATABASE,
 )
 
+if TYPE_CHECKING:
+    from multicloud_dr.config import CloudflareLayer
+
 AWS_REGION = "us-east-1"
 AWS_LAB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto's own
 HOSTED_ZONE = "petclinic.example.com"
 APP_RECORD = f"app.{HOSTED_ZONE}"
-PRIMARY_ORIGIN = "primary-alb-1234567890.us-east-1.elb.amazonaws.com"
-DR_ORIGIN = "petclinic-dr-appgw.westeurope.cloudapp.azure.com"
 DISTRIBUTION_COMMENT = "multicloud-dr lab: petclinic web"
+FRONTEND_ALIAS = f"www.{HOSTED_ZONE}"          # the topology's cloudfront layer finds the distribution by it
+ORIGIN_IDS = {"primary": "primary", "dr": "dr"}  # origin ids in the distribution (the topology's `origins`)
 DMS_INSTANCE = "petclinic-dms"
 DMS_TASK = "petclinic-cdc"
 SECRET_NAME = "multicloud-dr/lab/mysql-primary"  # noqa: S105 (a secret's name, not its value)
 S3_BUCKET = "petclinic-dr-backups"
+# The static frontend (include/topology.yaml `frontend`): its source at the primary and its DR copies' places.
+FRONTEND_BUCKET = "petclinic-frontend"
+FRONTEND_PREFIX = "site"
+FRONTEND_CONTAINER = "frontend"
+FRONTEND_GCS_BUCKET = "petclinic-frontend-dr"
+FRONTEND_FILES: dict[str, tuple[str, str]] = {   # key under the prefix -> (content type, body)
+    "index.html": ("text/html; charset=utf-8",
+                   '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Pet clinic</title>\n'
+                   '<link rel="stylesheet" href="assets/style.css"></head>\n<body><h1>Pet clinic</h1>\n'
+                   '<ul id="owners"></ul>\n<script src="assets/app.js"></script></body></html>\n'),
+    "assets/app.js": ("application/javascript",
+                      'fetch("/owners?format=json").then((r) => r.json()).then((page) => {\n'
+                      '  const list = document.getElementById("owners");\n'
+                      '  for (const o of page.owners) {\n'
+                      '    const item = document.createElement("li");\n'
+                      '    item.textContent = `${o.first_name} ${o.last_name} (${o.city}): ${o.pets} pets`;\n'
+                      '    list.appendChild(item);\n  }\n});\n'),
+    "assets/style.css": ("text/css", "body { font-family: sans-serif; margin: 2rem; }\nh1 { color: #2a6f3f; }\n"),
+}
 
 
 @dataclass(frozen=True)
@@ -58,14 +86,36 @@ def seed_mysql_sample(admin_conn, megabytes: float, marker) -> dict[str, int] | 
     return counts
 
 
+def seed_mysql_dr_sample(admin_conn, megabytes: float, marker: Path) -> dict[str, int] | None:
+    """Give the DR server a `petclinic` as the last restore would have left it, unless it has one.
+
+    The app at the DR site needs the sample schema to be healthy. A `petclinic` the lab did not make (a
+    restore, a failover) is never touched: only one whose seed the marker says began and did not finish
+    (killed half-way) is made again.
+    """
+    from multicloud_dr.lab import sample_data
+
+    with admin_conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (SAMPLE_DATABASE,))
+        exists = cur.fetchone() is not None
+    seeding = marker.exists() and json.loads(marker.read_text() or "{}").get("complete") is False
+    if exists and not seeding:
+        return None
+    marker.write_text(json.dumps({"complete": False}))
+    counts = sample_data.create_database(admin_conn, SAMPLE_DATABASE, megabytes)
+    marker.write_text(json.dumps({"complete": True, "rows": counts}))
+    return counts
+
+
 def seed_azure(connection_string: str) -> None:
     from azure.core.exceptions import ResourceExistsError
 
     from multicloud_dr.connections.wasb import blob_service_client
 
     client = blob_service_client(Endpoint("wasb", extra={"connection_string": connection_string}))
-    with contextlib.suppress(ResourceExistsError):
-        client.create_container(AZURE_CONTAINER)
+    for container in (AZURE_CONTAINER, FRONTEND_CONTAINER):
+        with contextlib.suppress(ResourceExistsError):
+            client.create_container(container)
 
 
 def seed_gcs(endpoint: str) -> None:
@@ -74,8 +124,9 @@ def seed_gcs(endpoint: str) -> None:
     from multicloud_dr.connections.gcp import storage_client
 
     client = storage_client(Endpoint("google_cloud_platform", extra={"project": "lab", "endpoint_url": endpoint}))
-    with contextlib.suppress(Conflict):
-        client.create_bucket(GCS_BUCKET)
+    for bucket in (GCS_BUCKET, FRONTEND_GCS_BUCKET):
+        with contextlib.suppress(Conflict):
+            client.create_bucket(bucket)
 
 
 def aws_client(service: str, endpoint: str):
@@ -87,20 +138,38 @@ def aws_client(service: str, endpoint: str):
                            extra={"endpoint_url": endpoint, "region_name": AWS_REGION}), service)
 
 
-def seed_aws(endpoint: str, mysql_primary_port: int, mysql_dr_port: int, secret_payload: dict) -> AwsSeed:
+def seed_aws(endpoint: str, mysql_primary_port: int, mysql_dr_port: int, secret_payload: dict,
+             app_ports: dict[str, int]) -> AwsSeed:
+    """`app_ports`: site -> the lab port of that site's app (CloudFront's origins reach it there)."""
     s3 = aws_client("s3", endpoint)
-    if S3_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        s3.create_bucket(Bucket=S3_BUCKET)
+    buckets = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for bucket in (S3_BUCKET, FRONTEND_BUCKET):
+        if bucket not in buckets:
+            s3.create_bucket(Bucket=bucket)
+    _seed_frontend(s3)
     _seed_cloudwatch(aws_client("cloudwatch", endpoint))
     return AwsSeed(
         hosted_zone_id=_seed_route53(aws_client("route53", endpoint)),
-        distribution_id=_seed_cloudfront(aws_client("cloudfront", endpoint)),
+        distribution_id=_seed_cloudfront(aws_client("cloudfront", endpoint), app_ports),
         dms_task_arn=_seed_dms(aws_client("dms", endpoint), mysql_primary_port, mysql_dr_port),
         secret_arn=_seed_secret(aws_client("secretsmanager", endpoint), secret_payload),
     )
 
 
+def _seed_frontend(s3) -> None:
+    """The static site at the primary; a file already there is left as it is (someone may have changed it)."""
+    listed = s3.list_objects_v2(Bucket=FRONTEND_BUCKET, Prefix=f"{FRONTEND_PREFIX}/")
+    present = {item["Key"] for item in listed.get("Contents", [])}
+    for name, (content_type, body) in FRONTEND_FILES.items():
+        key = f"{FRONTEND_PREFIX}/{name}"
+        if key not in present:
+            s3.put_object(Bucket=FRONTEND_BUCKET, Key=key, Body=body.encode(), ContentType=content_type,
+                          CacheControl="max-age=300")
+
+
 def _seed_route53(route53) -> str:
+    """The app's record names the primary app service. A value that names neither site (an older lab's) is set
+    to the primary's; one naming a site is kept: traffic may have been switched on purpose."""
     zones = route53.list_hosted_zones_by_name(DNSName=HOSTED_ZONE).get("HostedZones", [])
     zone = next((z for z in zones if z["Name"].rstrip(".") == HOSTED_ZONE), None)
     if zone is None:
@@ -108,32 +177,60 @@ def _seed_route53(route53) -> str:
     zone_id = zone["Id"].split("/")[-1]
     existing = route53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=APP_RECORD,
                                                  StartRecordType="CNAME", MaxItems="1")
-    if not any(r["Name"].rstrip(".") == APP_RECORD for r in existing["ResourceRecordSets"]):
+    record = next((r for r in existing["ResourceRecordSets"]
+                   if r["Name"].rstrip(".") == APP_RECORD and r["Type"] == "CNAME"), None)
+    values = {v["Value"].rstrip(".") for v in (record or {}).get("ResourceRecords", [])}
+    if record is None or not values & set(APP_HOSTS.values()):
         route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{
-            "Action": "CREATE",
+            "Action": "UPSERT",
             "ResourceRecordSet": {"Name": APP_RECORD, "Type": "CNAME", "TTL": 60,
-                                  "ResourceRecords": [{"Value": PRIMARY_ORIGIN}]},
+                                  "ResourceRecords": [{"Value": APP_HOSTS["primary"]}]},
         }]})
     return zone_id
 
 
-def _seed_cloudfront(cloudfront) -> str:
+def _origins(app_ports: dict[str, int]) -> dict:
+    """One custom origin per site: the site's app service, over plain HTTP on its lab port."""
+    items = [{"Id": ORIGIN_IDS[site], "DomainName": APP_HOSTS[site], "OriginPath": "",
+              "CustomHeaders": {"Quantity": 0},
+              "CustomOriginConfig": {"HTTPPort": app_ports[site], "HTTPSPort": 443,
+                                     "OriginProtocolPolicy": "http-only"}}
+             for site in APP_SITES]
+    return {"Quantity": len(items), "Items": items}
+
+
+def _origin_shape(origins: dict) -> list[tuple]:
+    return sorted((o["Id"], o["DomainName"], o.get("CustomOriginConfig", {}).get("HTTPPort"),
+                   o.get("CustomOriginConfig", {}).get("OriginProtocolPolicy")) for o in origins.get("Items") or [])
+
+
+def _seed_cloudfront(cloudfront, app_ports: dict[str, int]) -> str:
+    """The web distribution: an origin per site's app, the primary's serving, found by its alias. An existing
+    one (found by its comment) whose origins or alias differ from these (an older lab's, other ports) is
+    updated, keeping the origin it serves from: traffic may have been switched on purpose."""
     items = cloudfront.list_distributions().get("DistributionList", {}).get("Items", []) or []
     found = next((d for d in items if d.get("Comment") == DISTRIBUTION_COMMENT), None)
+    origins = _origins(app_ports)
+    aliases = {"Quantity": 1, "Items": [FRONTEND_ALIAS]}
     if found:
+        current = cloudfront.get_distribution_config(Id=found["Id"])
+        config = current["DistributionConfig"]
+        if (_origin_shape(config.get("Origins", {})) != _origin_shape(origins)
+                or (config.get("Aliases") or {}).get("Items") != aliases["Items"]):
+            config["Origins"], config["Aliases"] = origins, aliases
+            if config["DefaultCacheBehavior"].get("TargetOriginId") not in ORIGIN_IDS.values():
+                config["DefaultCacheBehavior"]["TargetOriginId"] = ORIGIN_IDS["primary"]
+            cloudfront.update_distribution(Id=found["Id"], IfMatch=current["ETag"], DistributionConfig=config)
         return found["Id"]
-
-    def origin(origin_id: str, domain: str) -> dict:
-        return {"Id": origin_id, "DomainName": domain, "CustomOriginConfig": {
-            "HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only"}}
 
     config = {
         "CallerReference": "multicloud-dr-lab",
         "Comment": DISTRIBUTION_COMMENT,
         "Enabled": True,
-        "Origins": {"Quantity": 2, "Items": [origin("primary", PRIMARY_ORIGIN), origin("dr", DR_ORIGIN)]},
+        "Aliases": aliases,
+        "Origins": origins,
         "DefaultCacheBehavior": {
-            "TargetOriginId": "primary",
+            "TargetOriginId": ORIGIN_IDS["primary"],
             "ViewerProtocolPolicy": "redirect-to-https",
             "MinTTL": 0,
             "ForwardedValues": {"QueryString": True, "Cookies": {"Forward": "all"}},
@@ -198,3 +295,43 @@ def _seed_cloudwatch(cloudwatch) -> None:
     ]
     for i in range(0, len(data), 1000):   # PutMetricData takes at most 1,000 points per call
         cloudwatch.put_metric_data(Namespace="AWS/DMS", MetricData=data[i:i + 1000])
+
+
+# -- Cloudflare (the lab's fake API) ----------------------------------------------------------------------------
+def cloudflare_layer() -> CloudflareLayer:
+    """The shipped topology's Cloudflare layer: the ids the fake API is seeded with are the ones the DAGs look for."""
+    from multicloud_dr.config import DEFAULT_TOPOLOGY, CloudflareLayer, load_topology
+
+    layers = [layer for layer in load_topology(DEFAULT_TOPOLOGY).traffic.layers if isinstance(layer, CloudflareLayer)]
+    if not layers:
+        raise LabError(f"{DEFAULT_TOPOLOGY} has no cloudflare traffic layer: the lab's Cloudflare API is seeded from "
+                       f"it (account_id, zone_id, load_balancer, pools); add it back")
+    return layers[0]
+
+
+def _cloudflare_id(*parts: str) -> str:
+    """A stable 32-hex id, shaped like Cloudflare's, for objects the topology does not name (monitors, the LB)."""
+    return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+def cloudflare_seed(app_ports: dict[str, int]) -> dict:
+    """What the fake Cloudflare API starts with: a pool per site whose one origin is that site's app (its monitor
+    probes GET /health on the app's port and wants 200), and the load balancer sending users to the primary."""
+    layer = cloudflare_layer()
+    monitors, pools = [], []
+    for site in APP_SITES:
+        monitor_id = _cloudflare_id(layer.account_id, "monitor", site)
+        monitors.append({"id": monitor_id, "type": "http", "method": "GET", "path": "/health",
+                         "port": app_ports[site], "expected_codes": "200", "timeout": 2, "interval": 60,
+                         "retries": 0, "follow_redirects": False, "allow_insecure": False, "header": {},
+                         "description": f"petclinic {site}: GET /health"})
+        pools.append({"id": layer.pools[site], "name": f"petclinic-{site}", "enabled": True, "minimum_origins": 1,
+                      "monitor": monitor_id, "description": f"the pet clinic at the {site} site",
+                      "origins": [{"name": f"app-{site}", "address": "127.0.0.1", "enabled": True, "weight": 1}]})
+    primary = layer.pools["primary"]
+    balancer = {"id": _cloudflare_id(layer.zone_id, "load_balancer", layer.load_balancer),
+                "name": layer.load_balancer, "description": "the pet clinic web application",
+                "default_pools": [primary], "fallback_pool": primary, "proxied": True, "enabled": True,
+                "steering_policy": "off", "ttl": 30}
+    return {"accounts": {layer.account_id: {"monitors": monitors, "pools": pools}},
+            "zones": {layer.zone_id: {"load_balancers": [balancer]}}}

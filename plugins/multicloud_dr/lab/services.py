@@ -1,12 +1,17 @@
 """The lab's servers: each knows how to prepare its data directory, start, check and stop itself.
 
 Real servers on 127.0.0.1, each under `.lab/<service>/` with its data, log and pid file:
-MariaDB (primary, replica, dr), PostgreSQL (primary, standby), Azurite, moto, gcp-storage-emulator.
+MariaDB (primary, replica, dr), PostgreSQL (primary, standby), Azurite, moto, gcp-storage-emulator;
+the application at each site (app-primary, app-dr: the project's own pet clinic service, on its
+site's database); and the fakes of what cannot run here, at their HTTP boundary: the AKS/EKS API
+servers (kube-api, in which each site's deployment *is* that site's app process) and Cloudflare's
+API (cloudflare-api, whose pools' monitors probe the apps' /health).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import logging
@@ -16,14 +21,16 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import psycopg2
 import pymysql
 
-from multicloud_dr.connections import parse_uri
+from multicloud_dr.connections import Endpoint, parse_uri
 from multicloud_dr.connections.mysql import MySqlConnection
 from multicloud_dr.connections.mysql import session_tls as mysql_session_tls
 from multicloud_dr.connections.postgres import PostgresConnection
@@ -31,9 +38,12 @@ from multicloud_dr.connections.postgres import session_tls as pg_session_tls
 from multicloud_dr.exceptions import LabError, MissingBinaryError, ServiceFailedError
 from multicloud_dr.lab import process
 from multicloud_dr.lab.settings import (
+    APP_DEPLOYMENT,
+    APP_NAMESPACE,
     APP_USER,
     AZURITE_ACCOUNT,
     DB_ADMIN_USER,
+    KUBE_CLUSTERS,
     MYSQL_REPL_USER,
     PG_REPL_USER,
     SAMPLE_DATABASE,
@@ -55,14 +65,25 @@ def find_binary(name: str, install_hint: str, extra_dirs: tuple[str, ...] = ("/u
     return found
 
 
+# States a service may be in. "idle": an application whose deployment is scaled to 0, so stopped on purpose
+# (pilot light): as it should be, like "up".
+UP, DOWN, UNHEALTHY, IDLE = "up", "down", "unhealthy", "idle"
+AS_EXPECTED = (UP, IDLE)
+
+
 @dataclass(frozen=True)
 class ServiceState:
     name: str
     plays: str
     port: int
-    state: str  # "up", "down" or "unhealthy"
+    state: str  # UP, DOWN, UNHEALTHY or IDLE
     pid: int | None
     detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Running as it should (or stopped because it was scaled to 0): `drctl lab status` exits 0."""
+        return self.state in AS_EXPECTED
 
 
 class Service:
@@ -154,12 +175,12 @@ class Service:
     def state(self) -> ServiceState:
         pid = self.pid()
         if pid is None:
-            return ServiceState(self.name, self.plays, self.port, "down", None)
+            return ServiceState(self.name, self.plays, self.port, DOWN, None)
         try:
             ok, detail = self.healthy(), self.describe()
         except Exception as err:  # status must report, not crash, whatever a server answers
             ok, detail = False, str(err).splitlines()[0]
-        return ServiceState(self.name, self.plays, self.port, "up" if ok else "unhealthy", pid, detail)
+        return ServiceState(self.name, self.plays, self.port, UP if ok else UNHEALTHY, pid, detail)
 
     def describe(self) -> str:
         return ""
@@ -616,7 +637,8 @@ class MotoService(Service):
     plays = "AWS APIs (S3, DMS, Route 53, CloudFront, ...)"
 
     def launch(self) -> None:
-        process.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+        # moto's server with the lab's one correction (see lab/moto_server.py: Route 53 change batches).
+        process.spawn([sys.executable, "-m", "multicloud_dr.lab.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
                       cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
 
     def healthy(self) -> bool:
@@ -647,3 +669,270 @@ class GcsService(Service):
 
     def describe(self) -> str:
         return f"endpoint {self.endpoint()}"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A file only its owner can read (a token for a fake's own process), replaced whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _http_json(url: str, timeout: float = 2.0) -> tuple[int | None, Any]:
+    """(status, parsed JSON body or None) of a GET; (None, None) when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL built here)
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read()
+    except (urllib.error.URLError, OSError):
+        return None, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The application at each site, and the fake APIs that drive and route to it
+# ---------------------------------------------------------------------------------------------
+class KubeApiService(Service):
+    """The AKS and EKS API servers, faked at their HTTP boundary (no Kubernetes API server can run here):
+    one process serving both clusters under /clusters/<cluster>. Each site's Deployment petclinic-web is
+    bound to that site's app process, so scaling it is starting or stopping the app (see lab/kube_api.py)."""
+
+    name = "kube-api"
+    plays = "AKS and EKS API servers (fake)"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def token_file(self) -> Path:
+        return self.dir / "token"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cluster_url(self, site: str) -> str:
+        return f"{self.base_url}/clusters/{KUBE_CLUSTERS[site]}"
+
+    def launch(self) -> None:
+        _write_private(self.token_file, self.secrets.kube_token)
+        # It reads the lab's settings itself (the apps it starts need their ports and passwords): same home,
+        # same ports as this process.
+        process.spawn([sys.executable, "-m", "multicloud_dr.lab.kube_api", "--port", str(self.port),
+                       "--state", str(self.state_file), "--token-file", str(self.token_file)],
+                      cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file, env=self.settings.child_env())
+
+    def healthy(self) -> bool:
+        # Any answer (401 without the token) means it serves.
+        return http_status(f"{self.cluster_url('primary')}/version") is not None
+
+    def kubeconfig(self, site: str) -> dict:
+        from multicloud_dr.lab.fake_kube import kubeconfig
+
+        return kubeconfig(self.base_url, KUBE_CLUSTERS[site], self.secrets.kube_token, APP_NAMESPACE)
+
+    def connection(self, site: str) -> dict:
+        """The site's `kubernetes` connection, in Airflow's JSON form (kube_config: the kubeconfig's text, as
+        the provider's connection form stores it)."""
+        return {"conn_type": "kubernetes",
+                "extra": {"kube_config": json.dumps(self.kubeconfig(site)), "namespace": APP_NAMESPACE}}
+
+    def endpoint(self, site: str) -> Endpoint:
+        extra = self.connection(site)["extra"]
+        return Endpoint("kubernetes", extra=extra)
+
+    def deployment(self, site: str) -> Any:
+        """The site's petclinic-web Deployment as the kubernetes client reads it."""
+        from multicloud_dr.connections.kubernetes import KubernetesConnection
+
+        apps = KubernetesConnection(self.endpoint(site)).apps_v1()
+        return apps.read_namespaced_deployment(APP_DEPLOYMENT, APP_NAMESPACE, _request_timeout=5)
+
+    def desired_replicas(self, site: str) -> int | None:
+        """spec.replicas of the site's deployment; None when the API does not answer or has no such deployment."""
+        from kubernetes.client.exceptions import ApiException
+
+        if not self.healthy():   # not serving: the client would only retry and then fail
+            return None
+        try:
+            return int(self.deployment(site).spec.replicas or 0)
+        except ApiException:
+            return None
+
+    def describe(self) -> str:
+        parts = []
+        for site, cluster in KUBE_CLUSTERS.items():
+            deployment = self.deployment(site)
+            ready = deployment.status.ready_replicas or 0
+            parts.append(f"{cluster} {APP_DEPLOYMENT} {ready}/{deployment.spec.replicas or 0} ready")
+        return f"{self.base_url}/clusters/<cluster>: " + ", ".join(parts)
+
+
+class AppService(Service):
+    """The pet clinic application of one site (lab/app.py) on that site's database, as the app user.
+
+    Also the `Workload` the fake Kubernetes API binds the site's deployment to: `scale(0)` stops the process,
+    `scale(n >= 1)` starts it when it is not running; `ready()` is its /health answering 200. `scale` may be
+    called by kube-api's reconcile and by `lab up` at once: a lock file makes the two one after the other."""
+
+    def __init__(self, settings: LabSettings, site: str, database: MariaDBService,
+                 kube: KubeApiService | None = None) -> None:
+        super().__init__(settings)
+        self.site = site
+        self.name = f"app-{site}"
+        self.plays = {"primary": "the application on EKS", "dr": "the application on AKS"}.get(site, site)
+        self.database = database
+        self.kube = kube
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def deployment_key(self) -> str:
+        """Where its deployment lives in the fake Kubernetes API: cluster/namespace/deployment."""
+        return f"{KUBE_CLUSTERS[self.site]}/{APP_NAMESPACE}/{APP_DEPLOYMENT}"
+
+    def connection(self) -> dict:
+        """Its `http` connection (the health check's base URL), in Airflow's JSON form."""
+        return {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http"}
+
+    def launch(self) -> None:
+        tls = self.settings.tls
+        tls.ensure()
+        # What a Kubernetes Deployment gets from its ConfigMap and Secret; the password through the environment,
+        # never argv.
+        env = {**os.environ, "DB_HOST": "127.0.0.1", "DB_PORT": str(self.database.port), "DB_NAME": SAMPLE_DATABASE,
+               "DB_USER": APP_USER, "DB_PASSWORD": self.secrets.mysql_app, "DB_SSL_CA": str(tls.ca)}
+        process.spawn([sys.executable, "-m", "multicloud_dr.lab.app", "--port", str(self.port), "--site", self.site],
+                      cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file, env=env)
+
+    def health(self) -> tuple[int | None, dict | None]:
+        """(HTTP status, JSON body) of its /health; (None, None) when it does not answer."""
+        return _http_json(f"{self.url}/health", timeout=5)
+
+    def healthy(self) -> bool:
+        # Serving is enough: a 503 (its database down or read-only) is the app telling the truth about its site.
+        return http_status(f"{self.url}/health", timeout=5) is not None
+
+    def ready(self) -> bool:
+        return http_status(f"{self.url}/health", timeout=5) == 200
+
+    @contextlib.contextmanager
+    def _scaling(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "scale.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def scale(self, replicas: int) -> None:
+        """0: stop the process; >= 1: start it unless it runs (one process plays every replica). Returns once
+        the process is launched or stopped; `ready()` says when it serves."""
+        with self._scaling():
+            pid = self.pid()
+            if replicas <= 0:
+                if pid is not None:
+                    log.info("%s: scaled to 0, stopping pid %d", self.name, pid)
+                    self.stop()
+                    with contextlib.suppress(ChildProcessError):   # our child when kube-api started it: reap it
+                        os.waitpid(pid, os.WNOHANG)
+                return
+            if pid is None:
+                process.ensure_port_free(self.port, self.name, self.setting)
+                log.info("%s: scaled to %d, starting it on port %d", self.name, replicas, self.port)
+                self.launch()
+
+    def follow(self, replicas: int, was_running: bool) -> str:
+        """Make the process what its deployment wants (`lab up`, after kube-api's own reconcile): "idle" for 0
+        replicas, else "reused" or "started" once it serves."""
+        self.scale(replicas)
+        if replicas <= 0:
+            return IDLE
+        process.wait_until(lambda: self.pid() is None or self.healthy(), START_TIMEOUT)
+        if self.pid() is None or not self.healthy():
+            state = "exited" if self.pid() is None else f"did not answer /health within {START_TIMEOUT:.0f} s"
+            raise ServiceFailedError(f"lab service {self.name} (port {self.port}) {state}; last lines of "
+                                     f"{self.log_file}:\n{process.excerpt(self.log_file)}")
+        return "reused" if was_running else "started"
+
+    def state(self) -> ServiceState:
+        if self.pid() is None and self.kube is not None and self.kube.pid() is not None \
+                and self.kube.desired_replicas(self.site) == 0:
+            return ServiceState(self.name, self.plays, self.port, IDLE, None,
+                                f"deployment {self.deployment_key} scaled to 0")
+        return super().state()
+
+    def describe(self) -> str:
+        status, body = self.health()
+        if not isinstance(body, dict):
+            return f"/health {status or 'no answer'}"
+        database = body.get("database") or {}
+        read_only = body.get("read_only")
+        text = (f"/health {status} {body.get('status')}, read_only "
+                f"{'-' if read_only is None else str(read_only).lower()}, "
+                f"db {database.get('host')}:{database.get('port')}/{database.get('name')}")
+        return f"{text}: {body['error']}" if body.get("error") else text
+
+
+class CloudflareApiService(Service):
+    """Cloudflare's load-balancer API, faked at its HTTP boundary (lab/fake_cloudflare.py): the topology's
+    load balancer with a pool per site, whose monitors probe the apps' /health for real."""
+
+    name = "cloudflare-api"
+    plays = "Cloudflare's API (fake)"
+
+    def __init__(self, settings: LabSettings, apps: dict[str, AppService]) -> None:
+        super().__init__(settings)
+        self.apps = apps
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/client/v4"
+
+    @property
+    def token_file(self) -> Path:
+        return self.dir / "token"
+
+    def launch(self) -> None:
+        from multicloud_dr.lab import seed
+
+        _write_private(self.token_file, self.secrets.cloudflare_token)
+        seed_file = self.dir / "seed.json"
+        seed_file.write_text(json.dumps(seed.cloudflare_seed({site: app.port for site, app in self.apps.items()}),
+                                        indent=2))
+        process.spawn([sys.executable, "-m", "multicloud_dr.lab.fake_cloudflare", "--port", str(self.port),
+                       "--state", str(self.dir / "state.json"), "--token-file", str(self.token_file),
+                       "--seed", str(seed_file)],
+                      cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file)
+
+    def healthy(self) -> bool:
+        # Any answer (an authentication error without the token) means it serves.
+        return http_status(f"{self.api_url}/zones") is not None
+
+    def connection(self) -> dict:
+        """Its `http` connection as the traffic layer uses it: the API's base URL and the token as a header."""
+        return {"conn_type": "http", "host": self.api_url,
+                "extra": {"Authorization": f"Bearer {self.secrets.cloudflare_token}"}}
+
+    def describe(self) -> str:
+        from multicloud_dr.connections.http import http_session
+        from multicloud_dr.lab import seed
+
+        layer = seed.cloudflare_layer()
+        api = http_session(Endpoint(**self.connection()))
+        balancers = api.request("GET", f"zones/{layer.zone_id}/load_balancers", timeout=5).json()["result"]
+        found = next((lb for lb in balancers if layer.load_balancer in (lb.get("id"), lb.get("name"))), None)
+        if found is None:
+            return f"{self.api_url}: no load balancer {layer.load_balancer}"
+        site_of = {pool: site for site, pool in layer.pools.items()}
+        pools = [site_of.get(pool, pool) for pool in found.get("default_pools", [])]
+        return (f"{self.api_url}: {found['name']} pools [{', '.join(pools)}], "
+                f"fallback {site_of.get(found.get('fallback_pool'), found.get('fallback_pool'))}")

@@ -30,6 +30,10 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     "moto": ("DRLAB_MOTO_PORT", 15000),
     "gcs": ("DRLAB_GCS_PORT", 19023),
     "airflow": ("DRLAB_AIRFLOW_PORT", 18080),
+    "app-primary": ("DRLAB_APP_PRIMARY_PORT", 18081),
+    "app-dr": ("DRLAB_APP_DR_PORT", 18082),
+    "kube-api": ("DRLAB_KUBE_API_PORT", 16443),
+    "cloudflare-api": ("DRLAB_CLOUDFLARE_API_PORT", 18443),
 }
 
 # Names the seed data and the default topology agree on.
@@ -40,6 +44,15 @@ DB_ADMIN_USER = "dr_admin"
 APP_USER = "petclinic_app"
 MYSQL_REPL_USER = "repl"
 PG_REPL_USER = "replicator"
+
+# The application at each site, as the fake Kubernetes API and the traffic layers know it (include/topology.yaml
+# names the same clusters' connections, namespace, deployment and targets).
+APP_SITES = ("primary", "dr")
+KUBE_CLUSTERS = {"primary": "eks-primary", "dr": "aks-dr"}
+APP_NAMESPACE = "petclinic"
+APP_DEPLOYMENT = "petclinic-web"
+APP_CONFIG_MAP = "petclinic-db"
+APP_HOSTS = {"primary": "app-primary.lab.localhost", "dr": "app-dr.lab.localhost"}
 
 # Azurite's development account: a public, documented constant of the emulator (not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -130,25 +143,60 @@ class LabSettings:
     def secrets(self) -> LabSecrets:
         return LabSecrets.load_or_create(self.home / "secrets.json")
 
+    def child_env(self) -> dict[str, str]:
+        """The environment of a lab process that reads the lab's settings itself (kube-api, which starts the
+        apps): this home and every port as resolved here, so it finds the same lab as its parent."""
+        env = {**os.environ, "DRLAB_HOME": str(self.home)}
+        env.update({setting: str(self.port(service)) for service, (setting, _) in PORT_SETTINGS.items()})
+        return env
+
 
 @dataclass(frozen=True)
 class LabSecrets:
-    """Passwords the lab made up for its own servers, kept in a 0600 file under .lab/ (git-ignored)."""
+    """Passwords and API tokens the lab made up for its own servers, kept in a 0600 file under .lab/
+    (git-ignored). A file written by an older lab lacks the newer fields: they are made up and the file is
+    rewritten (0600), so the passwords the running servers know stay as they are."""
 
     mysql_admin: str
     mysql_app: str
     mysql_repl: str
     pg_admin: str
     pg_repl: str
+    kube_token: str         # bearer token of the fake Kubernetes API (kube-api)
+    cloudflare_token: str   # bearer token of the fake Cloudflare API (cloudflare-api)
 
     @classmethod
     def load_or_create(cls, path: Path) -> LabSecrets:
+        known = list(cls.__dataclass_fields__)
         if path.exists():
-            return cls(**json.loads(path.read_text()))
+            stored = json.loads(path.read_text())
+            missing = [name for name in known if not stored.get(name)]
+            if not missing:
+                return cls(**{name: stored[name] for name in known})
+            made = cls(**{name: stored.get(name) or _new_secret() for name in known})
+            _write_private(path, made.__dict__, replace=True)
+            return made
         path.parent.mkdir(parents=True, exist_ok=True)
-        # URL-safe so the passwords can sit in connection URIs unescaped.
-        made = cls(**{name: secrets.token_urlsafe(18) for name in cls.__dataclass_fields__})
+        made = cls(**{name: _new_secret() for name in known})
+        _write_private(path, made.__dict__, replace=False)
+        return made
+
+
+def _new_secret() -> str:
+    # URL-safe so the passwords can sit in connection URIs unescaped.
+    return secrets.token_urlsafe(18)
+
+
+def _write_private(path: Path, data: dict, *, replace: bool) -> None:
+    """Write JSON readable by the owner only: a new file exclusively (two first `up`s cannot both win), an
+    existing one through a 0600 temporary file renamed over it (never a moment with the secrets world-readable)."""
+    if not replace:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump(made.__dict__, handle)
-        return made
+            json.dump(data, handle)
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
