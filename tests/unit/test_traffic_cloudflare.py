@@ -330,3 +330,22 @@ def test_every_plan_keeps_an_active_pool_and_a_retry_from_any_step_reaches_the_t
         assert not state.is_enabled(other) and state.fallback == target and state.default_pools[0] == target
         assert state.is_enabled("other") == start.is_enabled("other")     # not the topology's: left alone
         assert plan_pool_switch(state, target) == []                      # a second run: nothing to do
+
+
+def test_a_switch_the_other_way_disabling_our_target_stops_us_before_we_disable_the_old_pool(fake, monkeypatch):
+    """F24, two switchers at once: after our load-balancer write, another run (switching back to primary) disables
+    the dr pool. Our next step would disable primary; it re-reads every object first, sees the dr pool moved, and
+    stops: the primary pool stays enabled, so the load balancer keeps an active pool."""
+    other, layer = Other(fake), make_layer()
+    patch = layer.api.patch
+
+    def patch_then_the_other_run_disables_dr(path, body):
+        reply = patch(path, body)
+        if "default_pools" in body:
+            other.call("PATCH", f"accounts/{ACCOUNT}/load_balancers/pools/{POOLS['dr']}", {"enabled": False})
+        return reply
+
+    monkeypatch.setattr(layer.api, "patch", patch_then_the_other_run_disables_dr)
+    with pytest.raises(TrafficConflictError, match="pool dr was changed by someone else"):
+        layer.switch("dr", layer.status())
+    assert other.pool("primary")["enabled"] is True and other.pool("dr")["enabled"] is False

@@ -374,22 +374,30 @@ class CloudflareLoadBalancer(TrafficLayer):
         """Do one step against what `live` last saw, and bring `live` up to date with what Cloudflare answered."""
         if step.action == WAIT_HEALTHY:
             self.wait_healthy(step.pool, live.pools[step.pool], done)
-        elif step.action in (ENABLE, DISABLE):
-            self.unchanged_since(self.pool_path(step.pool), live.pools[step.pool], f"pool {step.pool}", done)
+            return
+        # Every object of the layer, not only the one written, must be as we last saw it: disabling the old pool
+        # is safe only while the target pool is still enabled. A second switcher that disabled the target (a
+        # switch the other way, at the same time) would otherwise leave zero active pools (F24), and so would we.
+        self.unchanged_since(live, done)
+        if step.action in (ENABLE, DISABLE):
             live.pools[step.pool] = self.api.patch(self.pool_path(step.pool), {"enabled": step.action == ENABLE})
         else:
-            self.unchanged_since(self.lb_path(), live.lb, self.describe(), done)
             live.lb = self.api.patch(self.lb_path(), {"default_pools": [self.pool_id(p) for p in step.default_pools],
                                                       "fallback_pool": self.pool_id(step.fallback or step.pool)})
         live.model = self.model(live.lb, live.pools)
 
-    def unchanged_since(self, path: str, seen: dict[str, Any], what: str, done: list[str]) -> None:
-        """Re-read the object about to be written: if its modified_on moved, someone else wrote it: stop."""
-        current = self.api.get(path)
-        if current.get("modified_on") != seen.get("modified_on"):
-            raise TrafficConflictError(f"{what} was changed by someone else during the switch (modified_on "
-                                       f"{seen.get('modified_on')} -> {current.get('modified_on')}); not overwritten. "
-                                       f"Done before: {'; '.join(done) or 'nothing'}. Read the status again and decide")
+    def unchanged_since(self, live: LiveState, done: list[str]) -> None:
+        """Re-read the load balancer and its pools before a write: if any modified_on moved, someone else wrote
+        it: stop. (Cloudflare has no If-Match: what is left is the window of one request.)"""
+        objects = {self.describe(): (self.lb_path(), live.lb)}
+        objects |= {f"pool {key}": (self.pool_path(key), pool) for key, pool in live.pools.items()}
+        for what, (path, seen) in objects.items():
+            current = self.api.get(path)
+            if current.get("modified_on") != seen.get("modified_on"):
+                raise TrafficConflictError(
+                    f"{what} was changed by someone else during the switch (modified_on {seen.get('modified_on')} -> "
+                    f"{current.get('modified_on')}); not overwritten. Done before: {'; '.join(done) or 'nothing'}. "
+                    f"Read the status again and decide")
 
     def wait_healthy(self, key: str, pool: dict[str, Any], done: list[str]) -> None:
         """Until the pool reports healthy, at most timeout_seconds (a poll of Cloudflare's health data)."""
