@@ -305,12 +305,25 @@ def _frontend_sync(args: argparse.Namespace) -> int:
     from multicloud_dr.config import load_topology
     from multicloud_dr.frontend.sync import FrontendSyncError, run_frontend_sync
 
+    def show(result: dict) -> None:
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+            return
+        for copy in result.get("copies", []):
+            counts = ", ".join(f"{k} {copy[k]}" for k in ("copied", "skipped", "retagged", "deleted", "extra", "failed")
+                               if k in copy)
+            print(f"{copy['url']}: {counts}" + (f"; error: {copy['error']}" if copy.get("error") else ""))
+        print(f"frontend: {'would copy' if result.get('dry_run') else 'copied'} {result.get('copied', 0)} objects "
+              f"({result.get('bytes_copied', 0):,} bytes), {result.get('skipped', 0)} up to date, "
+              f"{result.get('deleted', 0)} deleted, {result.get('extra', 0)} extra, "
+              f"in {result.get('seconds', 0):.1f} s")
+
     try:
         result = run_frontend_sync(load_topology(), dry_run=args.dry_run)
     except FrontendSyncError as err:      # transfers failed: the summary still says what was done
-        print(json.dumps(getattr(err, "result", {}), indent=2, default=str))
+        show(getattr(err, "result", {}))
         raise
-    print(json.dumps(result, indent=2, default=str))
+    show(result)
     return EXIT_OK
 
 
@@ -438,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     frontend_commands = frontend.add_subparsers(dest="frontend_command", required=True)
     sync = frontend_commands.add_parser("sync", help="copy what changed to every copy, verified by size and SHA-256")
     sync.add_argument("--dry-run", action="store_true", help="say what would be copied or deleted")
+    sync.add_argument("--json", action="store_true", help="the whole summary as JSON (every copy, changed keys)")
     sync.set_defaults(func=_frontend_sync)
 
     commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
