@@ -46,7 +46,11 @@ def route53_value() -> str:
 
 def test_operators_scale_the_dr_app_wait_for_it_and_switch_traffic(airflow_db, lab, tmp_path, monkeypatch):
     (tmp_path / f"{DAG_ID}.py").write_text(textwrap.dedent(DAG_FILE))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))   # dag.test() runs what its bundle holds
+    # dag.test() runs what its bundle (the dags folder, read by airflow.settings when first imported) holds.
+    from airflow import settings
+
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path))
     try:
         dag_run = run_dag(DAG_ID, tmp_path)
         results = task_results(dag_run)

@@ -130,6 +130,37 @@ def test_scaling_the_dr_deployment_stops_and_starts_the_dr_app(lab, dr_apps):
         wait_for(app.ready, 20, "app-dr restored to 1 replica and healthy")
 
 
+def test_the_dr_app_reads_its_database_from_its_config_map_when_it_starts(lab, dr_apps):
+    """As in a cluster: the deployment's envFrom ConfigMap is the pod's environment at start. Point it at
+    another database on the DR server, restart the app by scaling, and /health names that database."""
+    from multicloud_dr.kube.cluster import Cluster
+    from multicloud_dr.kube.objects import set_config_map
+    from multicloud_dr.lab import sample_data
+
+    scratch = f"appcfg_{os.getpid()}"
+    with contextlib.closing(source.connect(get_endpoint(conn_ids.MYSQL_DR))) as admin:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{scratch}`")
+        sample_data.create_database(admin, scratch, 0.05)
+    cluster = Cluster(conn_ids.AKS_DR, APP_NAMESPACE)
+    try:
+        set_config_map(cluster, None, "petclinic-db", {"DB_NAME": scratch})
+        scale_dr(dr_apps, 0)
+        wait_for(lambda: lab.app_dr.pid() is None, 15, "scaled to 0: app-dr stopped")
+        scale_dr(dr_apps, 1)
+        wait_for(lambda: answers_200(conn_ids.APP_DR), 20, "app-dr healthy on the scratch database")
+        assert health(conn_ids.APP_DR)[1]["database"]["name"] == scratch
+    finally:
+        set_config_map(cluster, None, "petclinic-db", {"DB_NAME": SAMPLE_DATABASE})
+        scale_dr(dr_apps, 0)
+        wait_for(lambda: lab.app_dr.pid() is None, 15, "scaled to 0: app-dr stopped")
+        scale_dr(dr_apps, 1)
+        wait_for(lambda: answers_200(conn_ids.APP_DR), 20, "app-dr healthy on petclinic again")
+        with contextlib.closing(source.connect(get_endpoint(conn_ids.MYSQL_DR))) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{scratch}`")
+    assert health(conn_ids.APP_DR)[1]["database"]["name"] == SAMPLE_DATABASE
+
+
 def test_each_cluster_points_its_app_at_its_own_database(lab):
     for site, conn_id in (("primary", conn_ids.EKS_PRIMARY), ("dr", conn_ids.AKS_DR)):
         core = KubernetesConnection.from_ref(conn_id).core_v1()

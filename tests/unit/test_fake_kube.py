@@ -314,3 +314,47 @@ def test_a_scale_write_with_a_stale_resource_version_is_a_conflict(fake):
             "metadata": {"resourceVersion": read.metadata.resource_version}, "spec": {"replicas": 7}})
     assert conflict.value.status == 409 and status_of(conflict.value)["reason"] == "Conflict"
     assert apps.read_namespaced_deployment_scale("petclinic-web", NS).spec.replicas == 2
+
+
+class EnvRecorder:
+    """A workload that takes its pod's environment (as the lab's apps do): records what each start got."""
+
+    takes_pod_env = True
+
+    def __init__(self) -> None:
+        self.starts: list[dict | None] = []
+
+    def scale(self, replicas: int, env: dict | None = None) -> None:
+        if replicas:
+            self.starts.append(env)
+
+    def ready(self) -> bool:
+        return bool(self.starts)
+
+
+def test_a_pod_gets_its_config_map_and_secret_as_environment_when_it_starts(tmp_path):
+    deployment = {"metadata": {"name": "petclinic-web"}, "spec": {"replicas": 0, "template": {"spec": {
+        "containers": [{"name": "web", "envFrom": [{"configMapRef": {"name": "petclinic-db"}},
+                                                   {"secretRef": {"name": "petclinic-db-credentials",
+                                                                  "optional": True}}],
+                        "env": [{"name": "SITE", "value": "dr"}]}]}}}}
+    workload = EnvRecorder()
+    api = FakeKubeApi(token=TOKEN, state_file=tmp_path / "s.json",
+                      workloads={"aks-dr/petclinic/petclinic-web": workload},
+                      seed={"aks-dr/petclinic/deployments/petclinic-web": deployment,
+                            "aks-dr/petclinic/configmaps/petclinic-db": {"metadata": {"name": "petclinic-db"},
+                                                                         "data": {"DB_HOST": "db.internal"}}})
+    url = api.start_in_thread()
+    try:
+        apps, core = api_clients(url, "aks-dr")
+        apps.patch_namespaced_deployment_scale("petclinic-web", NS, {"spec": {"replicas": 1}})
+        eventually(lambda: len(workload.starts) == 1)
+        assert workload.starts[0] == {"DB_HOST": "db.internal", "SITE": "dr"}     # the optional Secret is absent
+        core.create_namespaced_secret(NS, {"metadata": {"name": "petclinic-db-credentials"},
+                                           "stringData": {"DB_USER": "app", "DB_PASSWORD": "s3cret"}})
+        apps.patch_namespaced_deployment_scale("petclinic-web", NS, {"spec": {"replicas": 2}})
+        eventually(lambda: len(workload.starts) == 2)
+        assert workload.starts[1] == {"DB_HOST": "db.internal", "DB_USER": "app", "DB_PASSWORD": "s3cret",
+                                      "SITE": "dr"}
+    finally:
+        api.shutdown()

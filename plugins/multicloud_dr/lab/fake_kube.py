@@ -77,6 +77,14 @@ class Workload(Protocol):
         """True when the process answers its /health with 200."""
 
 
+class EnvWorkload(Workload, Protocol):
+    """A workload whose process takes its pod's environment when it starts: what the deployment's container
+    gets from `envFrom` (ConfigMaps, Secrets) and `env`, as a kubelet would give it. A process that runs
+    keeps the environment it started with (a changed ConfigMap reaches it on its next start, as in a cluster)."""
+
+    def scale(self, replicas: int, env: dict[str, str] | None = None) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Kind:
     plural: str
@@ -280,7 +288,10 @@ class _Reconciler:
             generation, replicas = desired
             error = None
             try:
-                self.workload.scale(replicas)
+                if getattr(self.workload, "takes_pod_env", False):
+                    self.workload.scale(replicas, env=self.api.pod_env(self.key))  # type: ignore[call-arg]
+                else:
+                    self.workload.scale(replicas)
             except Exception as err:  # the workload's failure becomes the deployment's ReplicaFailure condition
                 error = f"{type(err).__name__}: {err}"
                 log.warning("fake Kubernetes API: scaling %s to %d failed: %s", self.key, replicas, error)
@@ -448,6 +459,31 @@ class FakeKubeApi:
     def _next_version(self) -> str:
         self._resource_version += 1
         return str(self._resource_version)
+
+    def pod_env(self, key: str) -> dict[str, str]:
+        """The environment of the deployment's first container: `envFrom` ConfigMaps and Secrets (a missing one
+        skipped when `optional`, else an error, as a kubelet would refuse to start the pod), then `env` values."""
+        cluster, namespace, name = key.split("/")
+        with self._lock:
+            obj = self._objects.get(self._key(cluster, namespace, "deployments", name)) or {}
+            containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+            env: dict[str, str] = {}
+            for source in containers[0].get("envFrom") or []:
+                for plural, ref_key in (("configmaps", "configMapRef"), ("secrets", "secretRef")):
+                    ref = source.get(ref_key)
+                    if not ref:
+                        continue
+                    found = self._objects.get(self._key(cluster, namespace, plural, ref["name"]))
+                    if found is None:
+                        if ref.get("optional"):
+                            continue
+                        raise LabError(f"{key}: {plural[:-1]} {ref['name']} (envFrom) does not exist")
+                    data = found.get("data") or {}
+                    if plural == "secrets":
+                        data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+                    env |= {source.get("prefix", "") + k: v for k, v in data.items()}
+            env |= {e["name"]: e["value"] for e in containers[0].get("env") or [] if "value" in e}
+            return env
 
     def _desired(self, key: str) -> tuple[int, int] | None:
         cluster, namespace, name = key.split("/")

@@ -805,13 +805,19 @@ class AppService(Service):
         """Its `http` connection (the health check's base URL), in Airflow's JSON form."""
         return {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http"}
 
-    def launch(self) -> None:
+    # The fake Kubernetes API hands scale() the pod's environment (its ConfigMap and Secret, see fake_kube.py).
+    takes_pod_env = True
+    POD_ENV_KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
+
+    def launch(self, pod_env: dict[str, str] | None = None) -> None:
         tls = self.settings.tls
         tls.ensure()
-        # What a Kubernetes Deployment gets from its ConfigMap and Secret; the password through the environment,
-        # never argv.
+        # The lab's own settings, then what the deployment's ConfigMap and Secret say (as a pod gets them): a
+        # failover that points the DR app at another database reaches the process when it next starts. The
+        # password goes through the environment, never argv.
         env = {**os.environ, "DB_HOST": "127.0.0.1", "DB_PORT": str(self.database.port), "DB_NAME": SAMPLE_DATABASE,
                "DB_USER": APP_USER, "DB_PASSWORD": self.secrets.mysql_app, "DB_SSL_CA": str(tls.ca)}
+        env |= {k: v for k, v in (pod_env or {}).items() if k in self.POD_ENV_KEYS}
         process.spawn([sys.executable, "-m", "multicloud_dr.lab.app", "--port", str(self.port), "--site", self.site],
                       cwd=self.dir, log_file=self.log_file, pid_file=self.pid_file, env=env)
 
@@ -833,9 +839,9 @@ class AppService(Service):
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def scale(self, replicas: int) -> None:
-        """0: stop the process; >= 1: start it unless it runs (one process plays every replica). Returns once
-        the process is launched or stopped; `ready()` says when it serves."""
+    def scale(self, replicas: int, env: dict[str, str] | None = None) -> None:
+        """0: stop the process; >= 1: start it unless it runs (one process plays every replica), with the pod's
+        environment `env`. Returns once the process is launched or stopped; `ready()` says when it serves."""
         with self._scaling():
             pid = self.pid()
             if replicas <= 0:
@@ -848,7 +854,7 @@ class AppService(Service):
             if pid is None:
                 process.ensure_port_free(self.port, self.name, self.setting)
                 log.info("%s: scaled to %d, starting it on port %d", self.name, replicas, self.port)
-                self.launch()
+                self.launch(env)
 
     def follow(self, replicas: int, was_running: bool) -> str:
         """Make the process what its deployment wants (`lab up`, after kube-api's own reconcile): "idle" for 0
