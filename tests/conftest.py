@@ -136,3 +136,82 @@ def verified_petclinic_backup(lab, delete_blob_prefix):
     yield make
     for root in made:
         delete_blob_prefix(service, root)
+
+
+class HealthApp:
+    """A stand-in for a site's app on 127.0.0.1: GET /health answers `status` (settable while it runs) with a
+    JSON body; other paths 404. Also a Workload of the fake Kubernetes API: scale(0) stops the server, scale(n)
+    starts it again on the same port; `calls` records each scale. Start it with `health_app` (stops at teardown)."""
+
+    def __init__(self, status: int = 200, *, running: bool = True) -> None:
+        import socket
+
+        self.status = status
+        self.calls: list[int] = []
+        self.server = None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        if running:
+            self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        if self.server is not None:
+            return
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                code = app.status if self.path == "/health" else 404
+                body = json.dumps({"status": "ok" if code == 200 else "failing"}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def scale(self, replicas: int) -> None:
+        self.calls.append(replicas)
+        self.start() if replicas > 0 else self.close()
+
+    def ready(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.url}/health", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+@pytest.fixture
+def health_app():
+    """health_app(status=200, running=True) -> a HealthApp, stopped at the end of the test."""
+    apps: list[HealthApp] = []
+
+    def start(status: int = 200, *, running: bool = True) -> HealthApp:
+        apps.append(HealthApp(status, running=running))
+        return apps[-1]
+
+    yield start
+    for app in apps:
+        app.close()

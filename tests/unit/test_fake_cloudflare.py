@@ -15,9 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -33,33 +31,6 @@ PRIMARY_POOL = "17b5962d775c646f3f9725cbc7a53df4"
 DR_POOL = "9290f38c5d07c2e2f4df57b1f61d4196"
 LB_ID = "699d98642c564d2e855e9661899b7252"
 LB_NAME = "lb.petclinic.example.com"
-
-
-class Origin:
-    """A site's app: answers GET /health with `status` (settable while it runs)."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        origin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                code = origin.status if self.path == "/health" else 404
-                self.send_response(code)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def seed(primary_port: int, dr_port: int) -> dict:
@@ -84,11 +55,8 @@ def seed(primary_port: int, dr_port: int) -> dict:
 
 
 @pytest.fixture
-def origins():
-    primary, dr = Origin(200), Origin(200)
-    yield primary, dr
-    primary.close()
-    dr.close()
+def origins(health_app):
+    return health_app(200), health_app(200)
 
 
 @pytest.fixture

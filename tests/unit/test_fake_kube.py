@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -31,43 +29,6 @@ SEED = {
                                                    "spec": {"replicas": 1}},
     "eks-primary/petclinic/deployments/petclinic-web": {"metadata": {"name": "petclinic-web"}, "spec": {"replicas": 2}},
 }
-
-
-class HealthApp:
-    """A Workload: scale(n >= 1) starts an HTTP server answering /health with 200, scale(0) stops it."""
-
-    def __init__(self) -> None:
-        self.server: ThreadingHTTPServer | None = None
-        self.port: int | None = None
-        self.calls: list[int] = []
-
-    def scale(self, replicas: int) -> None:
-        self.calls.append(replicas)
-        if replicas == 0 and self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-        elif replicas > 0 and self.server is None:
-            class Health(BaseHTTPRequestHandler):
-                def do_GET(self) -> None:
-                    self.send_response(200 if self.path == "/health" else 404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-
-                def log_message(self, *args) -> None:
-                    pass
-
-            self.server = ThreadingHTTPServer(("127.0.0.1", self.port or 0), Health)
-            self.port = self.server.server_address[1]
-            threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def ready(self) -> bool:
-        if self.port is None:
-            return False
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
 
 
 def api_clients(url: str, cluster: str, token: str = TOKEN) -> tuple[client.AppsV1Api, client.CoreV1Api]:
@@ -250,8 +211,8 @@ def test_objects_survive_a_restart_and_the_seed_does_not_overwrite_them(tmp_path
         again.shutdown()
 
 
-def test_a_bound_deployment_scales_its_workload_and_is_ready_when_it_answers(tmp_path):
-    workload = HealthApp()
+def test_a_bound_deployment_scales_its_workload_and_is_ready_when_it_answers(tmp_path, health_app):
+    workload = health_app(running=False)
     api = FakeKubeApi(token=TOKEN, state_file=tmp_path / "s.json", seed=SEED,
                       workloads={"aks-dr/petclinic/petclinic-web": workload})
     url = api.start_in_thread()
@@ -275,7 +236,6 @@ def test_a_bound_deployment_scales_its_workload_and_is_ready_when_it_answers(tmp
         assert workload.calls == [0, 1, 0]
     finally:
         api.shutdown()
-        workload.scale(0)
 
 
 def test_a_bound_deployment_whose_workload_is_down_reports_not_ready(tmp_path):

@@ -11,8 +11,6 @@ import base64
 import json
 import logging
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -39,40 +37,6 @@ SEED = {
 DB_PASSWORD = "Tr0ub4dor&3-dr"
 
 
-class HealthApp:
-    """A Workload: scale(n >= 1) starts an HTTP server answering /health with 200, scale(0) stops it."""
-
-    def __init__(self) -> None:
-        self.server: ThreadingHTTPServer | None = None
-        self.port = free_port()
-
-    def scale(self, replicas: int) -> None:
-        if replicas == 0 and self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-        elif replicas > 0 and self.server is None:
-            class Health(BaseHTTPRequestHandler):
-                def do_GET(self) -> None:
-                    body = b'{"status": "ok"}'
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-
-                def log_message(self, *args) -> None:
-                    pass
-
-            self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Health)
-            threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def ready(self) -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-
 class NeverReady:
     def scale(self, replicas: int) -> None:
         pass
@@ -92,15 +56,14 @@ def endpoint(url: str, cluster: str = "aks-dr", token: str = TOKEN) -> Endpoint:
 
 
 @pytest.fixture
-def lab_kube(tmp_path):
+def lab_kube(tmp_path, health_app):
     """The fake with aks-dr/petclinic/petclinic-web bound to a real HTTP app; yields (url, app, fake)."""
-    app = HealthApp()
+    app = health_app(running=False)
     fake = FakeKubeApi(token=TOKEN, state_file=tmp_path / "kube.json", seed=SEED,
                        workloads={"aks-dr/petclinic/petclinic-web": app})
     url = fake.start_in_thread()
     yield url, app, fake
     fake.shutdown()
-    app.scale(0)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from multicloud_dr.config import CloudFrontLayer, Route53Layer
-from multicloud_dr.exceptions import InputError, TrafficConflictError
+from multicloud_dr.exceptions import InputError, TrafficConflictError, TrafficError
 from multicloud_dr.traffic.cloudfront import CloudFrontDistribution, live_origin, point_at
 from multicloud_dr.traffic.route53 import Route53Record
 
@@ -252,3 +252,20 @@ def test_cloudfront_stale_expect_is_refused_before_any_write():
         with pytest.raises(TrafficConflictError, match="E1 -> E9"):
             layer.switch("dr", expect=read)
         stub.assert_no_pending_responses()
+
+
+def test_route53_change_not_insync_in_time_says_what_to_check():
+    """Stubber: Route 53 keeps answering PENDING (moto is INSYNC at once)."""
+    route53 = boto3.client("route53", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    layer = Route53Record(Route53Layer(provider="route53", zone="Z0123456789ABC", record=RECORD, targets=TARGETS,
+                                       timeout_seconds=1), route53)
+    listing = {"ResourceRecordSets": [cname(TARGETS["primary"]) | {"Name": RECORD + "."}], "IsTruncated": False,
+               "MaxItems": "100"}
+    change = {"Id": "/change/C1", "Status": "PENDING", "SubmittedAt": "2026-12-02T00:00:00Z"}
+    with Stubber(route53) as stub:
+        for _ in range(3):
+            stub.add_response("list_resource_record_sets", listing)
+        stub.add_response("change_resource_record_sets", {"ChangeInfo": change})
+        stub.add_response("get_change", {"ChangeInfo": change}, expected_params={"Id": "C1"})
+        with pytest.raises(TrafficError, match=r"change C1 is not INSYNC after 1 s .* get-change --id C1"):
+            layer.switch("dr", expect=layer.status())

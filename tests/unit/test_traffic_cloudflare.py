@@ -12,8 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -44,37 +42,9 @@ LB_NAME = "lb.petclinic.example.com"
 CONN_ID = "cloudflare_test"
 
 
-class Origin:
-    """A site's app: answers GET /health with `status` (settable while it runs)."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        origin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(origin.status if self.path == "/health" else 404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def origins():
-    sites = {"primary": Origin(200), "dr": Origin(200)}
-    yield sites
-    for origin in sites.values():
-        origin.close()
+def origins(health_app):
+    return {"primary": health_app(200), "dr": health_app(200)}
 
 
 @pytest.fixture

@@ -77,6 +77,22 @@ class TrafficLayer(abc.ABC):
         return self.provider
 
 
+def wait_for_aws(client: Any, waiter: str, *, poll_seconds: int, timeout: int, failure: str, **params: Any) -> None:
+    """Wait with boto3's own waiter (Route 53's INSYNC, CloudFront's Deployed), polling every `poll_seconds` for at
+    most `timeout` seconds; on timeout a TrafficError with `failure`, which says what to check."""
+    import math
+
+    from botocore.exceptions import WaiterError
+
+    from multicloud_dr.exceptions import TrafficError
+
+    config = {"Delay": min(poll_seconds, timeout), "MaxAttempts": max(1, math.ceil(timeout / poll_seconds))}
+    try:
+        client.get_waiter(waiter).wait(**params, WaiterConfig=config)
+    except WaiterError:
+        raise TrafficError(failure) from None
+
+
 def check_site(site: str) -> str:
     if site not in SITES:
         from multicloud_dr.exceptions import InputError

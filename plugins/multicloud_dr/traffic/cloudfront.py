@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 from typing import Any
 
 from multicloud_dr.config import CloudFrontLayer
 from multicloud_dr.exceptions import InputError, TrafficConflictError, TrafficError
-from multicloud_dr.traffic import LayerStatus, SwitchResult, TrafficLayer, check_site
+from multicloud_dr.traffic import LayerStatus, SwitchResult, TrafficLayer, check_site, wait_for_aws
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +155,12 @@ class CloudFrontDistribution(TrafficLayer):
                             time.monotonic() - t0, after)
 
     def wait_deployed(self) -> None:
-        from botocore.exceptions import WaiterError
-
         timeout = self.layer.timeout_seconds
-        waiter = self.client.get_waiter("distribution_deployed")
-        try:
-            waiter.wait(Id=self.distribution_id(),
-                        WaiterConfig={"Delay": min(DEPLOYED_POLL_SECONDS, timeout),
-                                      "MaxAttempts": max(1, math.ceil(timeout / DEPLOYED_POLL_SECONDS))})
-        except WaiterError:
-            raise TrafficError(f"{self.describe()} is not Deployed after {timeout} s (the change is saved; edge "
-                               f"locations still roll it out): check its status in CloudFront, then run the switch "
-                               f"again (it will find the origin moved)") from None
+        wait_for_aws(self.client, "distribution_deployed", Id=self.distribution_id(),
+                     poll_seconds=DEPLOYED_POLL_SECONDS, timeout=timeout,
+                     failure=f"{self.describe()} is not Deployed after {timeout} s (the change is saved; edge "
+                             f"locations still roll it out): check its status in CloudFront, then run the switch "
+                             f"again (it will find the origin moved)")
 
     def verify(self, to_site: str) -> LayerStatus:
         now = self.status()

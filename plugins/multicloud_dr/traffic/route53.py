@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from multicloud_dr.config import SITES, Route53Layer
 from multicloud_dr.exceptions import InputError, TrafficConflictError, TrafficError
-from multicloud_dr.traffic import BOTH, LayerStatus, SwitchResult, TrafficLayer, check_site
+from multicloud_dr.traffic import BOTH, LayerStatus, SwitchResult, TrafficLayer, check_site, wait_for_aws
 
 log = logging.getLogger(__name__)
 
@@ -214,17 +213,12 @@ class Route53Record(TrafficLayer):
         return SwitchResult(self.provider, now.site, to_site, True, steps, time.monotonic() - t0, after)
 
     def wait_insync(self, change_id: str) -> None:
-        from botocore.exceptions import WaiterError
-
         timeout = self.layer.timeout_seconds
-        waiter = self.client.get_waiter("resource_record_sets_changed")
-        try:
-            waiter.wait(Id=change_id, WaiterConfig={"Delay": min(INSYNC_POLL_SECONDS, timeout),
-                                                    "MaxAttempts": max(1, math.ceil(timeout / INSYNC_POLL_SECONDS))})
-        except WaiterError:
-            raise TrafficError(f"{self.describe()}: change {change_id} is not INSYNC after {timeout} s (the change "
-                               f"is applied; its propagation is slow): check `aws route53 get-change --id "
-                               f"{change_id}`, then run the switch again (it will find the record moved)") from None
+        wait_for_aws(self.client, "resource_record_sets_changed", Id=change_id, poll_seconds=INSYNC_POLL_SECONDS,
+                     timeout=timeout,
+                     failure=f"{self.describe()}: change {change_id} is not INSYNC after {timeout} s (the change is "
+                             f"applied; its propagation is slow): check `aws route53 get-change --id {change_id}`, "
+                             f"then run the switch again (it will find the record moved)")
 
     def verify(self, to_site: str) -> LayerStatus:
         now = self.status()
