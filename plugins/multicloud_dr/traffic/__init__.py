@@ -77,6 +77,25 @@ class TrafficLayer(abc.ABC):
         return self.provider
 
 
+class AwsTrafficLayer(TrafficLayer):
+    """A layer behind an AWS API: its boto3 client comes from the layer's `aws` connection, made on first use
+    (inside Airflow through AwsBaseHook), unless one is given (tests: moto, botocore's Stubber)."""
+
+    service = ""
+
+    def __init__(self, layer: Any, client: Any = None) -> None:
+        self.layer = layer
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from multicloud_dr.connections.aws import aws_client
+
+            self._client = aws_client(self.layer.conn_id, self.service)
+        return self._client
+
+
 def wait_for_aws(client: Any, waiter: str, *, poll_seconds: int, timeout: int, failure: str, **params: Any) -> None:
     """Wait with boto3's own waiter (Route 53's INSYNC, CloudFront's Deployed), polling every `poll_seconds` for at
     most `timeout` seconds; on timeout a TrafficError with `failure`, which says what to check."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from multicloud_dr.config import CloudFrontLayer
 from multicloud_dr.exceptions import InputError, TrafficConflictError, TrafficError
-from multicloud_dr.traffic import LayerStatus, SwitchResult, TrafficLayer, check_site, wait_for_aws
+from multicloud_dr.traffic import AwsTrafficLayer, LayerStatus, SwitchResult, check_site, wait_for_aws
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +63,14 @@ def point_at(config: dict[str, Any], origin_id: str) -> dict[str, Any]:
     return new
 
 
-class CloudFrontDistribution(TrafficLayer):
+class CloudFrontDistribution(AwsTrafficLayer):
     provider = "cloudfront"
+    service = "cloudfront"
+    layer: CloudFrontLayer
 
     def __init__(self, layer: CloudFrontLayer, client: Any = None) -> None:
-        self.layer = layer
-        self._client = client
+        super().__init__(layer, client)
         self._id = layer.distribution_id
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from multicloud_dr.connections.aws import aws_client
-
-            self._client = aws_client(self.layer.conn_id, "cloudfront")
-        return self._client
 
     def describe(self) -> str:
         return f"CloudFront distribution {self._id or self.layer.alias}"

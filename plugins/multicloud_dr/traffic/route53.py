@@ -22,7 +22,7 @@ from typing import Any
 
 from multicloud_dr.config import SITES, Route53Layer
 from multicloud_dr.exceptions import InputError, TrafficConflictError, TrafficError
-from multicloud_dr.traffic import BOTH, LayerStatus, SwitchResult, TrafficLayer, check_site, wait_for_aws
+from multicloud_dr.traffic import BOTH, AwsTrafficLayer, LayerStatus, SwitchResult, check_site, wait_for_aws
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +55,14 @@ def plan_weights(state: RecordState, to_site: str, active_weight: int) -> Record
     return RecordState(tuple((site, active_weight if site == to_site else 0) for site in SITES))
 
 
-class Route53Record(TrafficLayer):
+class Route53Record(AwsTrafficLayer):
     provider = "route53"
+    service = "route53"
+    layer: Route53Layer
 
     def __init__(self, layer: Route53Layer, client: Any = None) -> None:
-        self.layer = layer
-        self._client = client
+        super().__init__(layer, client)
         self._zone_id: str | None = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from multicloud_dr.connections.aws import aws_client
-
-            self._client = aws_client(self.layer.conn_id, "route53")
-        return self._client
 
     def describe(self) -> str:
         return f"Route 53 record {self.layer.record} ({self.layer.type})"
