@@ -1,0 +1,90 @@
+"""Promoting the DR replica on the lab's real servers: the MariaDB replica (planned: caught up with the fenced
+primary first) and the PostgreSQL streaming standby. Each test puts the lab back as it was: the replica
+replicating again from the primary, the standby rebuilt from a fresh base backup."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+
+import pytest
+
+from multicloud_dr.backup import source
+from multicloud_dr.connections import get_endpoint
+from multicloud_dr.connections.postgres import PostgresConnection
+from multicloud_dr.failover.promote import promote_mysql, promote_postgres
+
+
+def mysql_facts(conn_id: str) -> tuple[dict | None, int]:
+    import pymysql
+
+    with contextlib.closing(source.connect(get_endpoint(conn_id))) as conn, \
+            conn.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute("SHOW SLAVE STATUS")
+        status = cur.fetchone()
+        cur.execute("SELECT @@global.read_only AS ro")
+        return status, cur.fetchone()["ro"]
+
+
+@pytest.fixture
+def replica_promoted_then_restored(lab):
+    yield
+    with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL read_only = ON")
+    lab.mysql_replica.bootstrap()          # replicate from the primary again, from its GTID position
+    lab.mysql_replica.wait_caught_up()
+
+
+def test_planned_promotion_waits_for_the_primary_then_makes_the_replica_writable(replica_promoted_then_restored):
+    with contextlib.closing(source.connect(get_endpoint("mysql_primary"), "petclinic")) as primary, \
+            primary.cursor() as cur:
+        cur.execute("UPDATE owners SET city = city WHERE id = 1")     # a write the replica must have applied
+        cur.execute("SELECT @@global.gtid_binlog_pos")
+        (written,) = cur.fetchone()
+    result = promote_mysql("mysql_replica", primary="mysql_primary", timeout=30)
+    assert not result.already_promoted and result.source_position == written
+    assert result.applied_position == written                       # nothing the primary wrote is missing
+    status, read_only = mysql_facts("mysql_replica")
+    assert status is None and read_only == 0                        # no longer a replica, and writable
+    with contextlib.closing(source.connect(get_endpoint("mysql_replica"), "petclinic")) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_log_bin = 0")                   # a write that leaves no GTID behind
+        cur.execute("CREATE TEMPORARY TABLE promoted_probe (x INT)")
+        cur.execute("INSERT INTO promoted_probe VALUES (1)")
+    again = promote_mysql("mysql_replica", primary="mysql_primary")
+    assert again.already_promoted and again.actions == []           # a second run changes nothing
+
+
+def test_emergency_promotion_applies_what_the_replica_received_without_the_primary(lab, replica_promoted_then_restored):
+    """The primary gone: its IO thread stopped, the replica applies its relay log, then takes writes. The
+    RPO is what the primary wrote after the replica's IO position (nothing here: the replica was caught up)."""
+    with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
+        cur.execute("STOP SLAVE")          # both threads: as after a crash, the SQL thread must be started again
+    status, _ = mysql_facts("mysql_replica")
+    received = status["Gtid_IO_Pos"]
+    result = promote_mysql("mysql_replica", timeout=30)
+    assert result.waited_for == received and result.applied_position == received
+    assert "start SQL thread to apply the relay log" in result.actions
+    assert mysql_facts("mysql_replica") == (None, 0)
+
+
+@pytest.fixture
+def standby_promoted_then_rebuilt(lab):
+    yield
+    lab.pg_standby.stop()
+    shutil.rmtree(lab.pg_standby.data)
+    lab.pg_standby.start()                 # pg_basebackup -R from the primary again
+
+
+def test_postgres_standby_promotion_ends_recovery(lab, standby_promoted_then_rebuilt):
+    result = promote_postgres("postgres_standby", timeout=60)
+    assert not result.already_promoted and result.actions
+    conn = PostgresConnection(get_endpoint("postgres_standby")).connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            assert cur.fetchone() == (False,)
+            cur.execute("CREATE TEMPORARY TABLE promoted_probe (x int)")  # it takes writes now
+    finally:
+        conn.close()
+    assert promote_postgres("postgres_standby").already_promoted
