@@ -69,3 +69,22 @@ def test_evidence_is_read_from_the_replication_checks():
     assert limits == Limits(93600, {"mysql_replica/petclinic": 30})
     decision = decide_gates(evidence, limits)
     assert not decision.passed and "replica SQL thread stopped" in decision.summary()
+
+
+def test_the_approver_reads_the_verdict_first_and_every_failed_gate():
+    from multicloud_dr.failover.evidence import evidence_markdown
+
+    decision = decide_gates(Evidence({"petclinic": None}, {"mysql_replica/petclinic": 0.0}), LIMITS)
+    body = evidence_markdown(environment="production", target_site="dr", mode="emergency", gates=decision,
+                             replication={"rpo_seconds": 4.0, "rpo_target_seconds": 86400, "checks": [
+                                 {"name": "dms/x", "status": "ok", "value": 2, "threshold": 60, "detail": "a|b"}]},
+                             traffic={"site": "primary", "layers": [{"provider": "route53", "site": "primary",
+                                                                     "record": "app.example.com"}]},
+                             health={"dr": {"healthy": False, "detail": "HTTP 503"}}, triggered_by="alice")
+    lines = body.splitlines()
+    assert lines[0] == "# Emergency failover of `production` to `dr`"
+    assert lines[2].startswith("**STOPPED BY GATES**: stopped by 1 gate(s): backup/petclinic: no verified backup")
+    assert "| backup/petclinic | **no** | no verified backup" in body
+    assert "Current achievable RPO: 4 s (target 86400 s)." in body
+    assert "a\\|b" in body                                  # a pipe in a detail cannot break the table
+    assert "| route53 | primary | record=app.example.com |" in body and "| dr | **no** | HTTP 503 |" in body
