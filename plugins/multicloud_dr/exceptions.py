@@ -63,3 +63,8 @@ class HealthCheckError(DrError):
 
 class KubernetesError(DrError):
     """The Kubernetes API refused a change, or a rollout did not finish in time."""
+
+
+class StateConflictError(DrError):
+    """Another run changed the DR state between this run's read and its write: nothing was written. Re-read the
+    state and decide again; if another run holds it now, stop without acting."""
