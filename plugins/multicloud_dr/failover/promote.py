@@ -48,7 +48,9 @@ class PromoteResult:
 
 
 def _endpoint(ref: str | Endpoint) -> tuple[Endpoint, str]:
-    return (ref, ref.describe()) if isinstance(ref, Endpoint) else (get_endpoint(ref), ref)
+    """The endpoint, and how results name it: the connection id, else a description without the password."""
+    endpoint = ref if isinstance(ref, Endpoint) else get_endpoint(ref)
+    return endpoint, ref if isinstance(ref, str) and "://" not in ref else endpoint.describe()
 
 
 def promote_mysql(replica: str | Endpoint, *, primary: str | Endpoint | None = None,
