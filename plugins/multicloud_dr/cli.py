@@ -327,6 +327,40 @@ def _frontend_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _fence(args: argparse.Namespace) -> int:
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.failover import fence
+
+    topology = load_topology()
+    chosen = []
+    for db in topology.databases:
+        conn_id = db.primary_conn_id if args.site == "primary" else (db.dr_conn_id or db.replica_conn_id)
+        wanted = (not args.database or db.name == args.database) and (not args.engine or db.engine == args.engine)
+        if conn_id is None or not wanted:
+            continue
+        if not db.app_users:   # checked for every database before any is touched: never half a fence by mistake
+            raise InputError(f"database {db.name} ({db.engine}, {conn_id}) has no app_users in the topology: name the "
+                             f"application's accounts there (fencing locks them), or pick others with --engine")
+        chosen.append((db, conn_id))
+    results = []
+    for db, conn_id in chosen:
+        if db.engine == "mysql":
+            step = fence.unfence_mysql if args.unfence else fence.fence_mysql
+        else:
+            step = fence.unfence_postgres if args.unfence else fence.fence_postgres
+        results.append({"database": db.name, "engine": db.engine, "conn_id": conn_id,
+                        **step(conn_id, db.app_users).to_dict()})
+    if not results:
+        raise InputError(f"the topology has no such database at site {args.site} (--database / --engine)")
+    print(json.dumps(results, indent=2, default=str))
+    pending = [r["conn_id"] for r in results if r.get("pending")]
+    if pending:
+        print(f"drctl: fencing is pending for {', '.join(pending)}: unreachable now; run drctl fence again when it "
+              f"is reachable, before it can take a write", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -453,6 +487,14 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="say what would be copied or deleted")
     sync.add_argument("--json", action="store_true", help="the whole summary as JSON (every copy, changed keys)")
     sync.set_defaults(func=_frontend_sync)
+
+    fence = commands.add_parser("fence", help="fence a site's databases: read-only, the app's accounts locked "
+                                              "and their sessions ended (exit 1 when one is unreachable)")
+    fence.add_argument("--site", required=True, choices=("primary", "dr"))
+    fence.add_argument("--database", help="only this database of the topology")
+    fence.add_argument("--engine", choices=("mysql", "postgres"), help="only the databases of this engine")
+    fence.add_argument("--unfence", action="store_true", help="lift the fence (failback, once its data is current)")
+    fence.set_defaults(func=_fence)
 
     commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
         .set_defaults(func=_demo)

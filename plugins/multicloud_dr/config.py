@@ -28,6 +28,9 @@ class DatabaseConfig(Strict):
     # Compared chunk by chunk, primary against replica (MySQL; a PostgreSQL streaming standby is a
     # physical copy, so it is checked by its lag alone).
     consistency_tables: list[str] = []
+    # The application's database accounts (MySQL users / PostgreSQL roles): fencing locks them and ends their
+    # sessions, so that an old primary takes no write through the app.
+    app_users: list[str] = []
 
     @field_validator("name")
     @classmethod

@@ -183,3 +183,33 @@ def test_a_fenced_postgres_primary_refuses_the_apps_writes(pg_app):
         with conn.cursor() as cur:
             cur.execute(f"SELECT note FROM {table} ORDER BY id")
             assert [r[0] for r in cur.fetchall()] == ["before", "after unfence"]
+
+
+def test_drctl_fence_fences_a_site_twice_is_a_no_op_and_unfence_lifts_it(mysql_app):
+    """`drctl fence` by hand (the day Airflow is down): the lab's topology names petclinic_app for MySQL."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    drctl = str(Path(sys.executable).with_name("drctl"))
+    app, table = mysql_app
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([drctl, "fence", "--site", "primary", *args], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    refused = run()          # the lab's PostgreSQL database names no app account: refused before anything is done
+    assert refused.returncode == 2 and "has no app_users" in refused.stderr
+    app_insert(app, table, "before")                                   # nothing was fenced
+    first = run("--engine", "mysql")
+    assert first.returncode == 0, first.stderr
+    assert [(r["conn_id"], r["verified"], r["already_fenced"]) for r in json.loads(first.stdout)] == \
+        [("mysql_primary", True, False)]
+    with pytest.raises((pymysql.err.MySQLError, source.SourceError), match=r"locked|read-only|read_only"):
+        app_insert(app, table, "while fenced")
+    again = json.loads(run("--engine", "mysql").stdout)
+    assert again[0]["already_fenced"] and again[0]["actions"] == []
+    assert run("--engine", "mysql", "--unfence").returncode == 0
+    app_insert(app, table, "after")
+    assert notes(table) == ["before", "after"]
