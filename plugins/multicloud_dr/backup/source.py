@@ -63,6 +63,9 @@ def connect(endpoint: Endpoint, database: str | None = None, connect_timeout: in
         if code in (1045, 1044):
             raise SourceError(f"access denied for {endpoint.login!r} on {endpoint.describe()}: "
                               f"check the connection's login and password") from None
+        if code in (3118, 4151):   # MySQL's and MariaDB's "this account is locked" (a fenced server, say)
+            raise SourceError(f"account {endpoint.login!r} is locked on {endpoint.describe()} (a fenced server "
+                              f"locks the app's accounts): use the server that is active now, or unlock it") from None
         raise ServerUnreachableError(f"cannot reach MySQL at {endpoint.describe()}: {err.args[-1]}; check the "
                                      f"host/port and that the server is up") from None
 
