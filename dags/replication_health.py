@@ -2,7 +2,12 @@
 # replication_health
 
 How much data would a failover lose right now? Every five minutes, one mapped task per check of the
-DR topology (`include/topology.yaml`, `replication:`), so one failing check never hides another:
+DR topology (`include/topology.yaml`, `replication:`), so one failing check never hides another.
+
+First of all, **fence_returning_primary**: when the DR state says the fencing of a site is pending (a
+failover could not reach the old primary: partitioned, not dead), and that site answers again, it is
+fenced at once, before it can take a write through the app (read-only, the app's accounts locked, their
+sessions ended), and the DR state records it with a new fencing epoch. The checks run whatever it found.
 
 - **mysql_replica/<db>**: IO and SQL threads running, `Seconds_Behind_Master` (NULL is a breach, never
   zero), and the lag measured from replicated data: a heartbeat row (`include/sql/heartbeat_mysql.sql`)
@@ -33,7 +38,7 @@ from airflow.sdk import DAG, get_current_context, task
 
 from multicloud_dr.assets import replication_health_asset
 from multicloud_dr.config import load_topology
-from multicloud_dr.notifiers.channels import REPLICATION_HEADLINE, failure_notifiers
+from multicloud_dr.notifiers.channels import EXCEPTION, REPLICATION_HEADLINE, failure_notifiers
 from multicloud_dr.operators.replication import RESULT_KEY, ReplicationCheckOperator
 from multicloud_dr.replication.health import plan_checks
 
@@ -56,10 +61,20 @@ with DAG(
         "retry_delay": timedelta(seconds=30),
     },
 ) as dag:
+    @task(task_id="fence_returning_primary", execution_timeout=timedelta(minutes=2),
+          on_failure_callback=failure_notifiers(topology.notify, f"fencing a returning primary failed in "
+                                                f"{topology.environment}", EXCEPTION))
+    def fence_returning_primary() -> dict:
+        from multicloud_dr.failover.site_fence import fence_returning_site
+        from multicloud_dr.operators import run_step
+
+        return run_step(lambda: fence_returning_site(load_topology()))
+
     checks = ReplicationCheckOperator.partial(
         task_id="check",
         map_index_template="{{ task.check['name'] }}",
         execution_timeout=timedelta(minutes=3),
+        trigger_rule="all_done",        # measured even when the fencing task failed (it alerts on its own)
     ).expand(check=specs)
 
     @task(task_id="rpo", outlets=[asset], trigger_rule="all_done", execution_timeout=timedelta(minutes=2))
@@ -94,4 +109,4 @@ with DAG(
         return summary["headline"]
 
     summary = rpo()
-    checks >> summary >> alert()
+    fence_returning_primary() >> checks >> summary >> alert()

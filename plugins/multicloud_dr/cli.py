@@ -329,29 +329,9 @@ def _frontend_sync(args: argparse.Namespace) -> int:
 
 def _fence(args: argparse.Namespace) -> int:
     from multicloud_dr.config import load_topology
-    from multicloud_dr.failover import fence
+    from multicloud_dr.failover.site_fence import fence_site
 
-    topology = load_topology()
-    chosen = []
-    for db in topology.databases:
-        conn_id = db.primary_conn_id if args.site == "primary" else (db.dr_conn_id or db.replica_conn_id)
-        wanted = (not args.database or db.name == args.database) and (not args.engine or db.engine == args.engine)
-        if conn_id is None or not wanted:
-            continue
-        if not db.app_users:   # checked for every database before any is touched: never half a fence by mistake
-            raise InputError(f"database {db.name} ({db.engine}, {conn_id}) has no app_users in the topology: name the "
-                             f"application's accounts there (fencing locks them), or pick others with --engine")
-        chosen.append((db, conn_id))
-    results = []
-    for db, conn_id in chosen:
-        if db.engine == "mysql":
-            step = fence.unfence_mysql if args.unfence else fence.fence_mysql
-        else:
-            step = fence.unfence_postgres if args.unfence else fence.fence_postgres
-        results.append({"database": db.name, "engine": db.engine, "conn_id": conn_id,
-                        **step(conn_id, db.app_users).to_dict()})
-    if not results:
-        raise InputError(f"the topology has no such database at site {args.site} (--database / --engine)")
+    results = fence_site(load_topology(), args.site, unfence=args.unfence, engine=args.engine, database=args.database)
     print(json.dumps(results, indent=2, default=str))
     pending = [r["conn_id"] for r in results if r.get("pending")]
     if pending:

@@ -74,6 +74,7 @@ def test_healthy_lab_records_the_rpo_as_an_asset_event(airflow_db, health_topolo
     states = _states(dag_run)
     assert str(dag_run.state) == "success", states
     assert {f"check[{name}]" for name in CHECKS} <= states.keys(), states   # one mapped task per check
+    assert states["fence_returning_primary"] == "success"        # first of all; nothing pending on the lab
     [event] = _asset_events(dag_run)
     assert event["status"] == "ok" and isinstance(event["rpo_seconds"], float | int)
     assert {c["name"] for c in event["checks"]} == CHECKS
