@@ -100,7 +100,7 @@ def test_route53_change_batch_refused_by_the_api_is_a_conflict_not_an_overwrite(
     listing = {"ResourceRecordSets": [cname(TARGETS["primary"]) | {"Name": RECORD + "."}], "IsTruncated": False,
                "MaxItems": "100"}
     with Stubber(route53) as stub:
-        for _ in range(3):   # status(), then switch()'s re-read and its read of the sets
+        for _ in range(2):   # status(), then switch()'s one re-read
             stub.add_response("list_resource_record_sets", listing)
         stub.add_client_error("change_resource_record_sets", service_error_code="InvalidChangeBatch",
                               service_message="Tried to delete resource record set but the values provided do not "
@@ -263,7 +263,7 @@ def test_route53_change_not_insync_in_time_says_what_to_check():
                "MaxItems": "100"}
     change = {"Id": "/change/C1", "Status": "PENDING", "SubmittedAt": "2026-12-02T00:00:00Z"}
     with Stubber(route53) as stub:
-        for _ in range(3):
+        for _ in range(2):   # status(), then switch()'s one re-read
             stub.add_response("list_resource_record_sets", listing)
         stub.add_response("change_resource_record_sets", {"ChangeInfo": change})
         stub.add_response("get_change", {"ChangeInfo": change}, expected_params={"Id": "C1"})

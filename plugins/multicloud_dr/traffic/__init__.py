@@ -69,9 +69,19 @@ class TrafficLayer(abc.ABC):
     def switch(self, to_site: str, expect: LayerStatus) -> SwitchResult:
         """Move the layer to `to_site` if it still is as `expect` says; a no-op if it is there already."""
 
-    @abc.abstractmethod
     def verify(self, to_site: str) -> LayerStatus:
         """Read back from the API that the layer serves `to_site`; raise TrafficError if it does not."""
+        from multicloud_dr.exceptions import TrafficError
+
+        now = self.status()
+        if now.site != to_site:
+            raise TrafficError(f"{self.describe()} serves {now.site or 'no site of the topology'} "
+                               f"({self.what_is_live(now)}) after the switch to {to_site}")
+        return now
+
+    def what_is_live(self, status: LayerStatus) -> str:
+        """The provider's words for what a status says is live (a record value, an origin, pools)."""
+        return ", ".join(f"{k} {v}" for k, v in status.detail.items())
 
     def describe(self) -> str:
         return self.provider

@@ -137,7 +137,10 @@ class Route53Record(AwsTrafficLayer):
         return RecordState(weights), by_site, sets
 
     def status(self) -> LayerStatus:
-        state, by_site, sets = self.read()
+        return self._status(*self.read())
+
+    def _status(self, state: RecordState, by_site: dict[str, dict[str, Any]],
+                sets: list[dict[str, Any]]) -> LayerStatus:
         active = tuple(s for s in state.active() if s in SITES)
         site = BOTH if len(active) > 1 else (active[0] if active else None)
         live = [self.value(by_site[s]) for s in state.active()]
@@ -179,14 +182,14 @@ class Route53Record(AwsTrafficLayer):
     def switch(self, to_site: str, expect: LayerStatus) -> SwitchResult:
         check_site(to_site)
         t0 = time.monotonic()
-        now = self.status()
+        read = self.read()
+        now = self._status(*read)
         if now.version != expect.version:
             raise TrafficConflictError(f"{self.describe()} changed since it was read (now on {now.site}, target "
                                        f"{now.detail.get('target')}): nothing written; read the status again")
         if now.site == to_site:
             return SwitchResult(self.provider, now.site, to_site, False, seconds=time.monotonic() - t0, status=now)
-        _, by_site, _ = self.read()
-        changes = self.changes(to_site, by_site)
+        changes = self.changes(to_site, read[1])
         comment = f"multicloud-dr: {self.layer.record} {now.site or 'none'} -> {to_site}"
         try:
             reply = self.client.change_resource_record_sets(
@@ -213,12 +216,8 @@ class Route53Record(AwsTrafficLayer):
                              f"applied; its propagation is slow): check `aws route53 get-change --id {change_id}`, "
                              f"then run the switch again (it will find the record moved)")
 
-    def verify(self, to_site: str) -> LayerStatus:
-        now = self.status()
-        if now.site != to_site:
-            raise TrafficError(f"{self.describe()} serves {now.site} ({now.detail.get('target')}) after the switch "
-                               f"to {to_site}")
-        return now
+    def what_is_live(self, status: LayerStatus) -> str:
+        return f"target {status.detail.get('target')}"
 
 
 def _as_written(rrset: dict[str, Any]) -> dict[str, Any]:
