@@ -358,6 +358,58 @@ def test_f9_a_dead_holders_lease_frees_within_its_ttl_never_earlier(backup_root,
     assert 10 <= freed <= 20, freed
 
 
+def test_f21_a_duplicate_try_waits_for_the_lease_holder_and_writes_nothing(small_db, backup_root, store,
+                                                                         blob_service, primary):
+    """A second try of the same run (what a restarted scheduler starts while the first still dumps) waits for
+    the holder's lease instead of failing on it: when the holder has written the manifest it ends with the
+    holder's backup, writing nothing; when the holder dies without one, it takes over once the lease frees."""
+    layout = BackupLayout(backup_root, small_db[0], "20261102T030000Z")
+    holder = BackupLease(store.blob(layout.lease), duration=15)
+    holder.acquire()
+    outcome: dict = {}
+    waiter = threading.Thread(target=lambda: outcome.update(result=_backup(
+        primary, small_db[0], backup_root, blob_service, day=2, lease_wait_seconds=120, lease_poll_seconds=0.5)))
+    waiter.start()
+    time.sleep(3)
+    assert waiter.is_alive(), "the duplicate did not wait for the lease"
+    assert not store.blob(layout.data).exists(), "the duplicate wrote while the lease was held"
+    holder.__exit__(None, None, None)  # the holder stops without a manifest: the waiter takes over
+    waiter.join(timeout=120)
+    first = outcome["result"]
+    assert first.created and verify_backup(store, first.manifest_url).status == "verified"
+
+    # Now a holder that finishes: the waiter returns the holder's backup and writes nothing.
+    holder = BackupLease(store.blob(layout.lease), duration=15)
+    holder.acquire()
+    before = _blobs(store, backup_root)
+    store.blob(layout.manifest).delete_blob()
+    second: dict = {}
+    waiter = threading.Thread(target=lambda: second.update(result=_backup(
+        primary, small_db[0], backup_root, blob_service, day=2, lease_wait_seconds=120, lease_poll_seconds=0.5)))
+    waiter.start()
+    time.sleep(2)
+    assert waiter.is_alive()
+    store.create_manifest(layout.manifest, first.manifest)  # the holder's last write
+    waiter.join(timeout=60)
+    holder.__exit__(None, None, None)
+    assert second["result"].created is False
+    assert second["result"].manifest.backup_id == first.manifest.backup_id
+    after = _blobs(store, backup_root)
+    data = layout.data.path
+    assert after[data] == before[data], "the waiter rewrote the dump"
+
+
+def test_a_backup_fails_on_a_held_lease_once_its_wait_is_over(small_db, backup_root, store, blob_service, primary):
+    layout = BackupLayout(backup_root, small_db[0], "20261103T030000Z")
+    with BackupLease(store.blob(layout.lease), duration=15):
+        started = time.monotonic()
+        with pytest.raises(LeaseHeldError, match="leased by another process"):
+            _backup(primary, small_db[0], backup_root, blob_service, day=3, lease_wait_seconds=2,
+                    lease_poll_seconds=0.5)
+        assert 2 <= time.monotonic() - started < 10
+    assert not store.blob(layout.data).exists()
+
+
 # -- F10: a successful run cleared and re-run writes nothing ----------------------------------------------------------
 def test_f10_rerun_of_a_finished_date_writes_nothing(primary, small_db, backup_root, blob_service, store):
     first = _backup(primary, small_db[0], backup_root, blob_service)

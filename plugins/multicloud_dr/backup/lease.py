@@ -33,6 +33,12 @@ class BackupLease:
         self.lost: BaseException | None = None
 
     def __enter__(self) -> BackupLease:
+        if self._lease is None:
+            self.acquire()
+        return self
+
+    def acquire(self) -> None:
+        """Take the lease now (LeaseHeldError if another process holds it) and start renewing it."""
         try:
             self.blob.upload_blob(b"", overwrite=False)
         except ResourceExistsError:
@@ -51,7 +57,6 @@ class BackupLease:
             raise
         self._renewer = threading.Thread(target=self._renew, name="lease-renewer", daemon=True)
         self._renewer.start()
-        return self
 
     def _renew(self) -> None:
         while not self._stop.wait(self.duration / 3):

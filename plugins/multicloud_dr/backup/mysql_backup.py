@@ -18,6 +18,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,7 @@ from multicloud_dr.backup import source as src
 from multicloud_dr.backup.blockblob import SHA256_METADATA, StagedBlockWriter, commit
 from multicloud_dr.backup.codec import CONTENT_TYPE, SegmentedCompressor
 from multicloud_dr.backup.layout import BackupLayout, StorageUrl, stamp, validate_database_name
-from multicloud_dr.backup.lease import BackupLease
+from multicloud_dr.backup.lease import BackupLease, LeaseHeldError
 from multicloud_dr.backup.manifest import Manifest, Segment, StoredObject, TableEntry
 from multicloud_dr.backup.scan import DumpScanner, ScanResult
 from multicloud_dr.backup.store import BackupStore, ManifestRecord
@@ -61,6 +62,11 @@ class BackupRequest:
     max_inflight_bytes: int = 64 * MB
     upload_concurrency: int = 4
     lease_seconds: int = 60
+    # How long to wait for another process holding this backup's lease (a duplicate try: a scheduler restarted
+    # mid-run starts one while the first still dumps, F21) before failing with LeaseHeldError. While waiting, a
+    # manifest written by the holder ends the wait: the backup exists, nothing is written. 0: fail at once.
+    lease_wait_seconds: float = 0.0
+    lease_poll_seconds: float = 5.0
     compress_threads: int = 2
     progress_interval: float = 5.0
 
@@ -137,7 +143,10 @@ def run_backup(request: BackupRequest, service: BlobServiceClient,
     pre = src.preflight(request.source, database)
     for warning in pre.warnings:
         log.warning("preflight: %s", warning)
-    with BackupLease(store.blob(layout.lease), duration=request.lease_seconds) as lease:
+    lease = _take_lease(request, layout, store)
+    if isinstance(lease, ManifestRecord):
+        return _existing(lease, progress.seconds)
+    with lease:
         existing = store.read_manifest(layout.manifest)  # finished while we waited for the lease?
         if existing is not None:
             return _existing(existing, progress.seconds)
@@ -153,6 +162,28 @@ def run_backup(request: BackupRequest, service: BlobServiceClient,
                           warnings=list(manifest.warnings))
     log.info("%s", result.summary())
     return result
+
+
+def _take_lease(request: BackupRequest, layout: BackupLayout, store: BackupStore) -> BackupLease | ManifestRecord:
+    """This backup's lease, held; or the manifest another holder wrote while we waited for it."""
+    deadline = time.monotonic() + request.lease_wait_seconds
+    waited_since = time.monotonic()
+    while True:
+        lease = BackupLease(store.blob(layout.lease), duration=request.lease_seconds)
+        try:
+            lease.acquire()
+            return lease
+        except LeaseHeldError:
+            if time.monotonic() >= deadline:
+                raise
+        existing = store.read_manifest(layout.manifest)
+        if existing is not None:
+            log.info("the other backup of %s finished while this one waited: nothing to write", layout.stamp)
+            return existing
+        log.info("another backup of %s/%s holds its lease: waiting for it (%.0f s so far, at most %.0f s more)",
+                 layout.database, layout.stamp, time.monotonic() - waited_since,
+                 max(0.0, deadline - time.monotonic()))
+        time.sleep(min(request.lease_poll_seconds, max(0.1, deadline - time.monotonic())))
 
 
 def _manifest(layout: BackupLayout, request_date: datetime, pre: src.Preflight, scan: ScanResult,
