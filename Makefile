@@ -14,10 +14,11 @@ DEBIAN_PACKAGES := mariadb-server mariadb-client postgresql zstd nodejs npm libm
 INSTALLED := $(VENV)/.installed
 AZURITE := .tools/azurite/.installed-$(AZURITE_VERSION)
 
-.PHONY: help install system-packages demo test lint bench lab-up lab-down lab-status airflow
+.PHONY: help install system-packages demo failover-demo test lint bench lab-up lab-down lab-status airflow
 
 help:
 	@echo "make demo     bring the local DR lab up and run the main DAG on it"
+	@echo "make failover-demo  an emergency failover of the lab by Airflow, approved by a second user"
 	@echo "make test     ruff + the whole test suite (unit, integration on the lab, e2e with dag.test())"
 	@echo "make install  .venv with the pinned packages, Debian packages, Azurite (done by demo/test)"
 	@echo "make bench    benchmarks: ratios against baselines measured in the same run (bench/README.md)"
@@ -47,6 +48,9 @@ $(AZURITE): | system-packages
 
 demo: install
 	$(BIN)/drctl demo
+
+failover-demo: install
+	$(BIN)/drctl failover-demo
 
 lint: install
 	$(BIN)/ruff check .

@@ -341,6 +341,67 @@ def _fence(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _failover(args: argparse.Namespace, failback: bool = False) -> int:
+    import getpass
+
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.failover.orchestrator import RunInfo, StepRunner, kind_of, run_all
+    from multicloud_dr.failover.request import FailoverRequest
+    from multicloud_dr.state.dr_state import DrStateStore
+
+    request = FailoverRequest.parse({"target_site": "primary" if failback else args.to, "mode": args.mode,
+                                     "dry_run": args.dry_run, "force": args.force, "reason": args.force_reason,
+                                     "pre_approved": args.pre_approved})
+    topology = load_topology()
+    store = DrStateStore.for_topology(topology)
+    user = args.as_user or getpass.getuser()
+    kind = kind_of(request, failback)
+    run_id = args.resume
+    if run_id is None:   # a drctl run of the same operation that stopped half-way is resumed, not started again
+        state, _ = store.read()
+        op = state.operation if state else None
+        if (state and state.holder and op and state.holder.by.startswith("drctl:")
+                and (op.kind, op.target_site, op.mode) == (kind, request.target_site, request.mode)):
+            run_id = state.holder.run_id
+            print(f"drctl: resuming {run_id} (held since {state.holder.started_at.isoformat()})", file=sys.stderr)
+    run_id = run_id or f"drctl__{kind}__{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    info = RunInfo(run_id=run_id, by=f"drctl:{user}", triggered_by=user, triggered_at=datetime.now(UTC), kind=kind)
+    runner = StepRunner(topology, request, info, store)
+
+    def show(name: str, detail) -> None:
+        line = detail.get("detail") if isinstance(detail, dict) else None
+        print(f"drctl: step {name} done" + (f": {line}" if line else ""), file=sys.stderr)
+
+    report = run_all(runner, approved_by=args.approve_as, approval_reason=args.reason, on_step=show)
+    print(json.dumps(report, default=str))
+    return EXIT_OK
+
+
+def _failover_demo(args: argparse.Namespace) -> int:
+    from multicloud_dr.lab.failover_demo import run_failover_demo
+
+    return EXIT_OK if run_failover_demo() else EXIT_PROBLEM
+
+
+def _state(args: argparse.Namespace) -> int:
+    import getpass
+
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.state.dr_state import DrStateStore
+
+    store = DrStateStore.for_topology(load_topology())
+    if args.force_release:
+        if not args.reason:
+            raise InputError("--force-release needs --reason (recorded in the DR state's history)")
+        state, _ = store.apply(lambda s, at: s.force_release(f"drctl:{getpass.getuser()}", args.reason, at=at))
+    else:
+        state, _ = store.read()
+        if state is None:
+            state, _ = store.create_if_absent()
+    print(json.dumps(state.to_dict(), indent=2, default=str))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="drctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -476,8 +537,37 @@ def build_parser() -> argparse.ArgumentParser:
     fence.add_argument("--unfence", action="store_true", help="lift the fence (failback, once its data is current)")
     fence.set_defaults(func=_fence)
 
+    for name, text in (("failover", "move the application to a site: evidence, gates, approval, fence, data, app, "
+                                    "health, traffic, verify, report (the dr_failover DAG's steps)"),
+                       ("failback", "bring the application back to the primary (the dr_failback DAG's steps)")):
+        sub = commands.add_parser(name, help=text)
+        if name == "failover":
+            sub.add_argument("--to", choices=("primary", "dr"), default="dr")
+            sub.add_argument("--mode", choices=("planned", "emergency", "drill"), default="planned")
+        else:
+            sub.add_argument("--mode", choices=("planned", "emergency"), default="planned")
+        sub.add_argument("--approve-as", metavar="NAME", help="who approves (recorded; in a four-eyes environment "
+                                                              "not the user running drctl)")
+        sub.add_argument("--reason", help="why (recorded with the approval)")
+        sub.add_argument("--as", dest="as_user", metavar="USER", help="who runs it (default: the shell's user)")
+        sub.add_argument("--dry-run", action="store_true", help="evidence and gates only")
+        sub.add_argument("--force", action="store_true", help="go on past failed gates (needs --force-reason)")
+        sub.add_argument("--force-reason", help="why the gates are overridden (recorded)")
+        sub.add_argument("--pre-approved", action="store_true", help="drills only: no approver")
+        sub.add_argument("--resume", metavar="RUN_ID", help="resume this run (default: a drctl run of the same "
+                                                            "operation that holds the DR state)")
+        sub.set_defaults(func=_failover if name == "failover" else lambda a: _failover(a, failback=True))
+
+    state = commands.add_parser("state", help="the DR state: active site, fencing epoch, the run holding it")
+    state.add_argument("--force-release", action="store_true", help="free a state whose holder died")
+    state.add_argument("--reason", help="why (with --force-release)")
+    state.set_defaults(func=_state)
+
     commands.add_parser("demo", help="bring the lab up, check it, run the nightly backup and the restore drill") \
         .set_defaults(func=_demo)
+    commands.add_parser("failover-demo", help="an emergency failover of the lab by airflow standalone, approved by a "
+                                              "second user; prints the report (make failover-demo)") \
+        .set_defaults(func=_failover_demo)
     return parser
 
 

@@ -31,6 +31,10 @@ class DatabaseConfig(Strict):
     # The application's database accounts (MySQL users / PostgreSQL roles): fencing locks them and ends their
     # sessions, so that an old primary takes no write through the app.
     app_users: list[str] = []
+    # How a failover brings this database up at the DR site: promote `replica_conn_id` (the replica the DR
+    # site runs), restore the newest verified backup into `dr_conn_id`, or auto: promote when the replica's
+    # lag is within the RPO target (always in a planned failover), else restore.
+    failover_method: Literal["auto", "promote", "restore"] = "auto"
 
     @field_validator("name")
     @classmethod
@@ -330,6 +334,33 @@ class FrontendConfig(Strict):
         return value
 
 
+class DrStackConfig(Strict):
+    """The Terraform stack a failover brings up at the DR site when its published outputs say it is not up."""
+
+    cloud: Cloud
+    environment: TerraformEnvironment = "dr"
+    stack: TerraformStack = "failover"
+
+
+class DrillConfig(Strict):
+    """Where a drill runs: scratch targets, never the live ones."""
+
+    database_suffix: str = Field("_drill", pattern=r"^[A-Za-z0-9_$]{1,20}$")   # <database><this> on the DR server
+
+    record_prefix: str = Field("drill.", pattern=r"^[a-z0-9-]{1,30}\.$")     # drill.<live record>: Route 53 only
+
+
+class FailoverConfig(Strict):
+    """The dr_failover / dr_failback DAGs and `drctl failover|failback`."""
+
+    approvers: list[str] = []                  # Airflow user names who may approve (the approval's assigned users)
+    four_eyes_environments: list[str] = ["production", "dr"]   # the trigger may not approve here (F31)
+    dr_stack: DrStackConfig | None = None      # null: the DR stack is always on (nothing to apply)
+    drill: DrillConfig = DrillConfig()
+    health_timeout_seconds: int = Field(300, ge=1)
+    fence_timeout_seconds: int = Field(60, ge=1)
+
+
 class Targets(Strict):
     rpo_seconds: int = Field(gt=0)
     rto_seconds: int = Field(gt=0)
@@ -346,6 +377,7 @@ class Topology(Strict):
     sites: dict[str, SiteConfig] = {}
     traffic: TrafficConfig = TrafficConfig()
     frontend: FrontendConfig | None = None
+    failover: FailoverConfig = FailoverConfig()
 
     @field_validator("sites")
     @classmethod

@@ -45,7 +45,9 @@ def _hang_up(*socks: socket.socket) -> None:
 
 class TcpProxy:
     """A loopback proxy in front of Azurite that can drop replies, reset connections and throttle.
-    HTTP/1.1 without pipelining: the bytes that follow a forwarded request are its reply."""
+    HTTP/1.1 without pipelining: the bytes that follow a forwarded request are its reply. In front of any other
+    server (a database) it forwards bytes as they are, and `cut()` / `heal()` partition the link: cut, every
+    open connection is hung up and new ones are closed as soon as they are accepted."""
 
     def __init__(self, upstream_port: int, plan: ProxyPlan) -> None:
         self.upstream_port = upstream_port
@@ -57,7 +59,18 @@ class TcpProxy:
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.closed = False
+        self.is_cut = False
+        self.open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self.is_cut = True
+        with self.lock:
+            _hang_up(*self.open)
+            self.open.clear()
+
+    def heal(self) -> None:
+        self.is_cut = False
 
     def _accept(self) -> None:
         while not self.closed:
@@ -65,7 +78,12 @@ class TcpProxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            if self.is_cut:
+                _hang_up(client)
+                continue
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self.lock:
+                self.open += [client, upstream]
             state = {"drop_reply": False}
             threading.Thread(target=self._client_to_server, args=(client, upstream, state), daemon=True).start()
             threading.Thread(target=self._server_to_client, args=(upstream, client, state), daemon=True).start()

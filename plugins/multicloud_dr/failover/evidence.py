@@ -7,6 +7,7 @@ exactly what the gates decided on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from multicloud_dr.failover.gates import GateDecision
@@ -25,8 +26,10 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def evidence_markdown(*, environment: str, target_site: str, mode: str, gates: GateDecision,
                       replication: dict[str, Any] | None = None, traffic: dict[str, Any] | None = None,
-                      health: dict[str, dict[str, Any]] | None = None, triggered_by: str | None = None) -> str:
-    """The approval body: a verdict line first, then the facts behind it."""
+                      health: dict[str, dict[str, Any]] | None = None, triggered_by: str | None = None,
+                      sections: Sequence[tuple[str, list[str], list[list[Any]]]] = ()) -> str:
+    """The approval body: a verdict line first, then the facts behind it; `sections`: more of them, each a
+    (title, table header, table rows), after the rest."""
     verdict = "**GATES PASSED**" if gates.passed and not gates.forced else \
         "**FORCED PAST FAILED GATES**" if gates.forced else "**STOPPED BY GATES**"
     lines = [f"# {mode.capitalize()} failover of `{environment}` to `{target_site}`", "",
@@ -53,4 +56,6 @@ def evidence_markdown(*, environment: str, target_site: str, mode: str, gates: G
         lines += _table(["site", "healthy", "detail"],
                         [[site, "yes" if h.get("healthy") else "**no**", h.get("detail") or h.get("url")]
                          for site, h in sorted(health.items())])
+    for title, header, rows in sections:
+        lines += [f"## {title}", *_table(header, rows)]
     return "\n".join(lines).rstrip() + "\n"

@@ -545,6 +545,11 @@ class PostgresPrimary(PostgresService):
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 verb = "ALTER" if cur.fetchone() else "CREATE"
                 cur.execute(f"{verb} ROLE {role} WITH {attrs} PASSWORD %s", (password,))
+            # The application's role, which fencing locks (NOLOGIN): made once, never unlocked here (a lab
+            # restarted while fenced stays fenced), only its password kept current.
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,))
+            verb = "ALTER ROLE {} PASSWORD %s" if cur.fetchone() else "CREATE ROLE {} WITH LOGIN PASSWORD %s"
+            cur.execute(verb.format(APP_USER), (self.secrets.mysql_app,))
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (SAMPLE_DATABASE,))
             if cur.fetchone() is None:
                 cur.execute(f"CREATE DATABASE {SAMPLE_DATABASE} OWNER {DB_ADMIN_USER}")
