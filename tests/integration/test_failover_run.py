@@ -257,6 +257,21 @@ def test_planned_failover_promotes_the_replica_after_fencing_the_primary(lab, fo
     print(f"planned failover by promotion: RTO {report['rto_seconds']} s, steps {_steps(report)}")
 
 
+def test_emergency_failover_promotes_the_replica_when_the_primary_is_gone(lab, fo, primary_behind_proxy,
+                                                                          replica_put_back):
+    """The primary unreachable (its fencing pending), the replica promoted with what it had received: it takes the
+    app's writes, and the report cannot know the primary's last commit (RPO None, with the reason)."""
+    fo.make(databases=lambda d: d["databases"][0].update(failover_method="promote"))
+    primary_behind_proxy.cut()
+    report = run_all(fo.runner("emergency"), approved_by="bob", approval_reason="primary gone")
+    (data,) = report["data"]
+    assert (data["method"], data["target"]) == ("promote", "mysql_replica")
+    assert report["fencing"]["status"] == "pending" and report["active_site"] == "dr"
+    assert report["rpo_seconds"] is None and "primary" in data["rpo_basis"]
+    assert app_can_write(lab, "mysql_replica")                # the promoted replica takes the app's writes
+    assert traffic_status(fo.topology).to_dict()["site"] == "dr"
+
+
 # -- the gates (F22) -------------------------------------------------------------------------------------------------
 
 

@@ -101,6 +101,7 @@ def reset_lab(lab: Lab, env: dict[str, str], *, delete_state: bool, dr_replicas:
     where a failover starts; 1: as the lab seeds it)."""
     lab.up(report=lambda line: None)
     _drctl("fence", "--site", "primary", "--engine", "mysql", "--unfence", env=env)
+    _drctl("app", "scale", "--site", "primary", "--replicas", "1", env=env)   # the failover scaled it down
     _drctl("traffic", "switch", "--to", "primary", env=env)
     _drctl("app", "scale", "--site", "dr", "--replicas", str(dr_replicas), env=env)
     if delete_state:   # the demo's environment is its own: each demo starts from a new DR state
@@ -273,7 +274,7 @@ def run_failover_demo() -> bool:
     manifest = json.loads(_manifest_text(env, backup["manifest"]))
     problems = check_report(report, env, manifest)
     _say("putting the lab back: the primary restarted and fenced first (as replication_health does), then "
-         "unfenced, traffic back on it, the DR app at 0")
+         "unfenced, its app scaled up, traffic back on it")
     lab.up(report=lambda line: None)
     with _environ(env):
         from multicloud_dr.config import load_topology
