@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import shutil
 import socket
 import threading
 import time
@@ -334,3 +336,39 @@ def seed_backup(store: BackupStore, root: StorageUrl, database: str, days_old: f
     )
     assert store.create_manifest(layout.manifest, manifest)
     return layout
+
+
+# -- the lab's replication put back after a test promoted it ----------------------------------------------------------
+
+
+@pytest.fixture
+def replica_put_back(lab):
+    """After the test: the MariaDB replica read-only and replicating from the primary again, caught up."""
+    yield
+    with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL read_only = ON")
+    lab.mysql_replica.bootstrap()          # replicate from the primary again, from its GTID position
+    lab.mysql_replica.wait_caught_up()
+
+
+@pytest.fixture
+def standby_rebuilt(lab):
+    """After the test: the PostgreSQL standby rebuilt from a fresh base backup of the primary."""
+    yield
+    lab.pg_standby.stop()
+    shutil.rmtree(lab.pg_standby.data)
+    lab.pg_standby.start()                 # pg_basebackup -R from the primary again
+
+
+def app_can_write(lab, conn_id: str = "mysql_primary") -> bool:
+    """Whether the app's own account can write to the sample database through `conn_id`'s server."""
+    from multicloud_dr.lab.settings import APP_USER, SAMPLE_DATABASE
+
+    app = dataclasses.replace(get_endpoint(conn_id), login=APP_USER, password=lab.settings.secrets().mysql_app)
+    try:
+        with contextlib.closing(source.connect(app, SAMPLE_DATABASE, connect_timeout=3)) as conn, \
+                conn.cursor() as cur:
+            cur.execute("UPDATE owners SET city = city WHERE id = 1")
+        return True
+    except (pymysql.err.MySQLError, source.SourceError):
+        return False

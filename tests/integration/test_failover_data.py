@@ -9,7 +9,6 @@ standby rebuilt from a fresh base backup)."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import uuid
 from datetime import UTC, datetime
 
@@ -141,15 +140,6 @@ def test_a_drill_restores_into_the_scratch_database_and_its_teardown_leaves_noth
     assert drop_drill_data(topology, plan) == {**dropped, "dropped": [], "already": True}
 
 
-@pytest.fixture
-def replica_put_back(lab):
-    yield
-    with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
-        cur.execute("SET GLOBAL read_only = ON")
-    lab.mysql_replica.bootstrap()          # replicate from the primary again, from its GTID position
-    lab.mysql_replica.wait_caught_up()
-
-
 def test_planned_promotion_of_the_mysql_replica_loses_nothing(replica_put_back):
     topology = load_topology()
     (plan, _) = plan_data(topology, "planned", {})
@@ -196,14 +186,6 @@ def test_emergency_promotion_without_the_primary_applies_what_arrived_and_leaves
                             (DataOutcome("promote", "mysql_replica", "petclinic", None, None,
                                          datetime.fromisoformat(outcome["applied_at"]), None),))
     assert report.rpo_seconds is None                                  # unknown, never zero
-
-
-@pytest.fixture
-def standby_rebuilt(lab):
-    yield
-    lab.pg_standby.stop()
-    shutil.rmtree(lab.pg_standby.data)
-    lab.pg_standby.start()                 # pg_basebackup -R from the primary again
 
 
 def test_planned_promotion_of_the_postgres_standby_waits_for_the_primary_and_ends_recovery(standby_rebuilt):

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +21,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pymysql
 import pytest
 import yaml
 
@@ -51,24 +49,13 @@ from multicloud_dr.lab.settings import APP_USER, SAMPLE_DATABASE
 from multicloud_dr.state.dr_state import DrStateStore
 from multicloud_dr.traffic.switch import switch_traffic, traffic_status
 
-from .conftest import ProxyPlan, TcpProxy
+from .conftest import ProxyPlan, TcpProxy, app_can_write
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(600)
 
 
 # -- the lab around each test ----------------------------------------------------------------------------------------
-
-
-def app_can_write(lab, conn_id: str = "mysql_primary") -> bool:
-    app = dataclasses.replace(get_endpoint(conn_id), login=APP_USER, password=lab.settings.secrets().mysql_app)
-    try:
-        with contextlib.closing(source.connect(app, SAMPLE_DATABASE, connect_timeout=3)) as conn, \
-                conn.cursor() as cur:
-            cur.execute("UPDATE owners SET city = city WHERE id = 1")
-        return True
-    except (pymysql.err.MySQLError, source.SourceError):
-        return False
 
 
 def row_counts(conn_id: str, database: str, tables) -> dict[str, int]:
@@ -161,15 +148,6 @@ def primary_behind_proxy(lab, monkeypatch):
     proxy.close()
 
 
-@pytest.fixture
-def replica_put_back(lab):
-    yield
-    with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
-        cur.execute("SET GLOBAL read_only = ON")
-    lab.mysql_replica.bootstrap()
-    lab.mysql_replica.wait_caught_up()
-
-
 def restore_only(data: dict) -> None:
     data["databases"][0]["failover_method"] = "restore"
 
@@ -259,11 +237,16 @@ def test_planned_failover_promotes_the_replica_after_fencing_the_primary(lab, fo
 
 def test_emergency_failover_promotes_the_replica_when_the_primary_is_gone(lab, fo, primary_behind_proxy,
                                                                           replica_put_back):
-    """The primary unreachable (its fencing pending), the replica promoted with what it had received: it takes the
-    app's writes, and the report cannot know the primary's last commit (RPO None, with the reason)."""
+    """The primary unreachable: the replica's lag cannot be measured, which the gates count as a failure (F22),
+    so promoting it needs force with a reason. Its fencing is pending; the replica is promoted with what it had
+    received and takes the app's writes; the report cannot know the primary's last commit (RPO None, why)."""
     fo.make(databases=lambda d: d["databases"][0].update(failover_method="promote"))
     primary_behind_proxy.cut()
-    report = run_all(fo.runner("emergency"), approved_by="bob", approval_reason="primary gone")
+    with pytest.raises(GatesFailedError, match="lag unknown"):
+        run_all(fo.runner("emergency"), approved_by="bob", approval_reason="primary gone")
+    forced = fo.runner("emergency", force=True, reason="primary region lost; the replica is the best copy")
+    report = run_all(forced, approved_by="bob", approval_reason="primary gone")
+    assert report["forced"] and report["reason"].startswith("primary region lost")
     (data,) = report["data"]
     assert (data["method"], data["target"]) == ("promote", "mysql_replica")
     assert report["fencing"]["status"] == "pending" and report["active_site"] == "dr"
@@ -385,15 +368,12 @@ def test_a_drill_runs_on_scratch_targets_and_leaves_nothing_behind(lab, fo):
 
 
 @pytest.fixture
-def standby_rebuilt(lab):
+def postgres_primary_unfenced(lab):
     yield
     unfence_postgres(get_endpoint("postgres_primary"), [APP_USER])
-    lab.pg_standby.stop()
-    shutil.rmtree(lab.pg_standby.data)
-    lab.pg_standby.start()
 
 
-def test_planned_failover_promotes_the_postgres_standby(lab, fo, standby_rebuilt):
+def test_planned_failover_promotes_the_postgres_standby(lab, fo, standby_rebuilt, postgres_primary_unfenced):
     def postgres_only(d):
         full = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
         d["databases"] = [x for x in full["databases"] if x["engine"] == "postgres"]

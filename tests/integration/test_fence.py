@@ -185,21 +185,31 @@ def test_a_fenced_postgres_primary_refuses_the_apps_writes(pg_app):
             assert [r[0] for r in cur.fetchall()] == ["before", "after unfence"]
 
 
-def test_drctl_fence_fences_a_site_twice_is_a_no_op_and_unfence_lifts_it(mysql_app):
+def test_drctl_fence_fences_a_site_twice_is_a_no_op_and_unfence_lifts_it(mysql_app, tmp_path):
     """`drctl fence` by hand (the day Airflow is down): the lab's topology names petclinic_app for MySQL."""
     import json
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
+    import yaml
+
     drctl = str(Path(sys.executable).with_name("drctl"))
     app, table = mysql_app
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "include" / "topology.yaml").read_text())
+    for db in data["databases"]:
+        if db["engine"] == "postgres":
+            db.pop("app_users", None)       # a database that names no app account
+    unnamed = tmp_path / "topology.yaml"
+    unnamed.write_text(yaml.safe_dump(data))
 
-    def run(*args: str) -> subprocess.CompletedProcess:
+    def run(*args: str, topology: Path | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, **({"MULTICLOUD_DR_TOPOLOGY": str(topology)} if topology else {})}
         return subprocess.run([drctl, "fence", "--site", "primary", *args], capture_output=True, text=True,
-                              timeout=120, check=False)
+                              timeout=120, check=False, env=env)
 
-    refused = run()          # the lab's PostgreSQL database names no app account: refused before anything is done
+    refused = run(topology=unnamed)   # one database names no app account: refused before anything is done
     assert refused.returncode == 2 and "has no app_users" in refused.stderr
     app_insert(app, table, "before")                                   # nothing was fenced
     first = run("--engine", "mysql")

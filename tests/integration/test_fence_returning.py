@@ -7,22 +7,21 @@ The partition is the connection pointing at a closed port on 127.0.0.1, then bac
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import socket
 import uuid
 
-import pymysql
 import pytest
 
-from multicloud_dr.backup import source
 from multicloud_dr.config import load_topology
-from multicloud_dr.connections import env_var_name, get_endpoint
+from multicloud_dr.connections import env_var_name
 from multicloud_dr.failover.fence import unfence_mysql
 from multicloud_dr.failover.site_fence import fence_returning_site
-from multicloud_dr.lab.settings import APP_USER, SAMPLE_DATABASE
+from multicloud_dr.lab.settings import APP_USER
 from multicloud_dr.state.dr_state import DrStateStore
+
+from .conftest import app_can_write
 
 
 def closed_port() -> int:
@@ -46,17 +45,6 @@ def pending_fence(lab):
         unfence_mysql("mysql_primary", [APP_USER])
         with contextlib.suppress(Exception):
             store.blob.delete_blob()
-
-
-def app_can_write(lab) -> bool:
-    app = dataclasses.replace(get_endpoint("mysql_primary"), login=APP_USER, password=lab.settings.secrets().mysql_app)
-    try:
-        with contextlib.closing(source.connect(app, SAMPLE_DATABASE, connect_timeout=3)) as conn, \
-                conn.cursor() as cur:
-            cur.execute("UPDATE owners SET city = city WHERE id = 1")
-        return True
-    except (pymysql.err.MySQLError, source.SourceError):
-        return False
 
 
 def test_a_returning_primary_is_fenced_before_the_app_writes_to_it(lab, pending_fence, monkeypatch):

@@ -5,9 +5,6 @@ replicating again from the primary, the standby rebuilt from a fresh base backup
 from __future__ import annotations
 
 import contextlib
-import shutil
-
-import pytest
 
 from multicloud_dr.backup import source
 from multicloud_dr.connections import get_endpoint
@@ -26,16 +23,7 @@ def mysql_facts(conn_id: str) -> tuple[dict | None, int]:
         return status, cur.fetchone()["ro"]
 
 
-@pytest.fixture
-def replica_promoted_then_restored(lab):
-    yield
-    with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
-        cur.execute("SET GLOBAL read_only = ON")
-    lab.mysql_replica.bootstrap()          # replicate from the primary again, from its GTID position
-    lab.mysql_replica.wait_caught_up()
-
-
-def test_planned_promotion_waits_for_the_primary_then_makes_the_replica_writable(replica_promoted_then_restored):
+def test_planned_promotion_waits_for_the_primary_then_makes_the_replica_writable(replica_put_back):
     with contextlib.closing(source.connect(get_endpoint("mysql_primary"), "petclinic")) as primary, \
             primary.cursor() as cur:
         cur.execute("UPDATE owners SET city = city WHERE id = 1")     # a write the replica must have applied
@@ -54,7 +42,7 @@ def test_planned_promotion_waits_for_the_primary_then_makes_the_replica_writable
     assert again.already_promoted and again.actions == []           # a second run changes nothing
 
 
-def test_emergency_promotion_applies_what_the_replica_received_without_the_primary(lab, replica_promoted_then_restored):
+def test_emergency_promotion_applies_what_the_replica_received_without_the_primary(lab, replica_put_back):
     """The primary gone: its IO thread stopped, the replica applies its relay log, then takes writes. The
     RPO is what the primary wrote after the replica's IO position (nothing here: the replica was caught up)."""
     with contextlib.closing(lab.mysql_replica.admin()) as conn, conn.cursor() as cur:
@@ -67,15 +55,7 @@ def test_emergency_promotion_applies_what_the_replica_received_without_the_prima
     assert mysql_facts("mysql_replica") == (None, 0)
 
 
-@pytest.fixture
-def standby_promoted_then_rebuilt(lab):
-    yield
-    lab.pg_standby.stop()
-    shutil.rmtree(lab.pg_standby.data)
-    lab.pg_standby.start()                 # pg_basebackup -R from the primary again
-
-
-def test_postgres_standby_promotion_ends_recovery(lab, standby_promoted_then_rebuilt):
+def test_postgres_standby_promotion_ends_recovery(lab, standby_rebuilt):
     result = promote_postgres("postgres_standby", timeout=60)
     assert not result.already_promoted and result.actions
     conn = PostgresConnection(get_endpoint("postgres_standby")).connect()

@@ -342,7 +342,7 @@ def step_data(run: StepRunner) -> dict[str, Any]:
 
 
 def _resync(run: StepRunner) -> dict[str, Any]:
-    from multicloud_dr.failover.resync_step import resync_primary
+    from multicloud_dr.failover.resync import resync_primary
 
     holders = _data_holders(run)
     outcomes = []

@@ -540,6 +540,9 @@ class PostgresPrimary(PostgresService):
 
     def bootstrap(self) -> None:
         with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            # A fenced primary makes new sessions read-only (default_transaction_read_only): the lab's own
+            # setup still writes; it never lifts the fence itself.
+            cur.execute("SET SESSION default_transaction_read_only = off")
             for role, password, attrs in ((DB_ADMIN_USER, self.secrets.pg_admin, "LOGIN SUPERUSER"),
                                           (PG_REPL_USER, self.secrets.pg_repl, "LOGIN REPLICATION")):
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
