@@ -65,10 +65,15 @@ def _files_of(dist: str) -> frozenset[str]:
     return frozenset(str(f) for f in (md.distribution(dist).files or ()))
 
 
+@cache
+def _top_level_distributions() -> dict[str, list[str]]:
+    return md.packages_distributions()   # reads every installed distribution's metadata: once, not per import
+
+
 def _distribution_of(module: str) -> str | None:
     """The distribution that installs `module` (namespace packages like azure.* and google.* are shared
     by many distributions, so the module's own file decides)."""
-    candidates = md.packages_distributions().get(module.split(".")[0], [])
+    candidates = _top_level_distributions().get(module.split(".")[0], [])
     if len(set(candidates)) == 1:
         return candidates[0]
     parts = module.split(".")
