@@ -372,13 +372,10 @@ def drop_drill_data(topology: Topology, plan: DataPlan) -> dict[str, Any]:
     """Drop a drill's scratch database on the DR server, the restore's private databases for it and its
     restore-state row. Idempotent; refuses a name that does not end with the drill suffix, or that is a topology
     database, and waits for no restore: one still running into it makes this fail (TargetBusyError)."""
-    import pymysql
-
     from multicloud_dr.backup import source
     from multicloud_dr.connections import get_endpoint
-    from multicloud_dr.restore.mysql_restore import STATE_DB, scratch_name
+    from multicloud_dr.restore.drill import drop_restored
     from multicloud_dr.restore.target_lock import TargetLock
-    from multicloud_dr.sql import quote_identifier
 
     if plan.method == "skip" or not plan.target or not plan.target_database:
         return {"database": plan.target_database, "target": plan.target, "dropped": [], "already": True}
@@ -387,17 +384,7 @@ def drop_drill_data(topology: Topology, plan: DataPlan) -> dict[str, Any]:
             or name in {d.name for d in topology.databases}:
         raise InputError(f"{name!r} is not a drill's scratch database (<database>{suffix}): refusing to drop it")
     target = get_endpoint(plan.target)
-    names = [name, scratch_name(name, "restore"), scratch_name(name, "old")]
-    with TargetLock(source.connect, target, name), contextlib.closing(source.connect(target)) as conn, \
-            conn.cursor() as cur:
-        cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name IN (%s, %s, %s)", names)
-        existed = sorted(row[0] for row in cur.fetchall())
-        for each in names:
-            cur.execute(f"DROP DATABASE IF EXISTS {quote_identifier(each)}")
-        try:
-            cur.execute(f"DELETE FROM {STATE_DB}.restores WHERE database_name = %s", (name,))
-        except pymysql.err.ProgrammingError as err:
-            if err.args[0] not in (1049, 1146):  # no state database / table: no restore ever ran there
-                raise
+    with TargetLock(source.connect, target, name):
+        existed = drop_restored(target, name)
     log.info("drill teardown on %s: dropped %s", plan.target, ", ".join(existed) or "nothing (already clean)")
     return {"database": name, "target": plan.target, "dropped": existed, "already": not existed}

@@ -81,9 +81,13 @@ def _check_scratch(name: str) -> str:
 
 
 def _drop(target: Endpoint, name: str) -> list[str]:
-    """Drop the scratch database, the restore's private databases for it, and its restore-state row.
-    Returns the databases that existed."""
     _check_scratch(name)
+    return drop_restored(target, name)
+
+
+def drop_restored(target: Endpoint, name: str) -> list[str]:
+    """Drop a database a restore made, the restore's private databases for it, and its restore-state row.
+    Returns the databases that existed. The caller checks that `name` is a scratch database."""
     names = [name, scratch_name(name, "restore"), scratch_name(name, "old")]
     with contextlib.closing(src.connect(target)) as conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name IN (%s, %s, %s)", names)
