@@ -372,3 +372,20 @@ def app_can_write(lab, conn_id: str = "mysql_primary") -> bool:
         return True
     except (pymysql.err.MySQLError, source.SourceError):
         return False
+
+
+def postgres_takes_writes(conn_id: str) -> bool:
+    """Out of recovery and writable: what a promoted standby must be (a temporary table, so nothing is left)."""
+    from multicloud_dr.connections.postgres import PostgresConnection
+
+    conn = PostgresConnection(get_endpoint(conn_id)).connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            if cur.fetchone() != (False,):
+                return False
+            cur.execute("CREATE TEMPORARY TABLE promoted_probe (x int)")
+            return True
+    finally:
+        conn.close()

@@ -22,14 +22,13 @@ from multicloud_dr.backup.store import BackupStore
 from multicloud_dr.backup.verify import verify_backup
 from multicloud_dr.config import DatabaseConfig, load_topology
 from multicloud_dr.connections import get_endpoint
-from multicloud_dr.connections.postgres import PostgresConnection
 from multicloud_dr.failover.data import drop_drill_data, plan_data, run_data
 from multicloud_dr.failover.report import DataOutcome, FailoverReport
 from multicloud_dr.replication import postgres as pg
 from multicloud_dr.replication.mysql import write_heartbeat
 from multicloud_dr.restore.mysql_restore import restore_status, scratch_name
 
-from .conftest import CONTAINER, make_sample_database, mysql_connect
+from .conftest import CONTAINER, make_sample_database, mysql_connect, postgres_takes_writes
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -198,15 +197,7 @@ def test_planned_promotion_of_the_postgres_standby_waits_for_the_primary_and_end
     outcome = run_data(topology, plan, mode="planned", primary_reachable=True)
     assert not outcome["already"] and "caught up with the primary" in outcome["detail"]
     assert outcome["applied_at"] is not None and outcome["primary_last_commit_at"] == outcome["applied_at"]
-    conn = PostgresConnection(get_endpoint("postgres_standby")).connect()
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_is_in_recovery()")
-            assert cur.fetchone() == (False,)
-            cur.execute("CREATE TEMPORARY TABLE promoted_probe (x int)")   # it takes writes now
-    finally:
-        conn.close()
+    assert postgres_takes_writes("postgres_standby")              # out of recovery, and it takes writes
 
     again = run_data(topology, plan, mode="emergency", primary_reachable=False)
     assert again["already"] and again["applied_at"] == outcome["applied_at"]

@@ -8,8 +8,9 @@ import contextlib
 
 from multicloud_dr.backup import source
 from multicloud_dr.connections import get_endpoint
-from multicloud_dr.connections.postgres import PostgresConnection
 from multicloud_dr.failover.promote import promote_mysql, promote_postgres
+
+from .conftest import postgres_takes_writes
 
 
 def mysql_facts(conn_id: str) -> tuple[dict | None, int]:
@@ -58,13 +59,5 @@ def test_emergency_promotion_applies_what_the_replica_received_without_the_prima
 def test_postgres_standby_promotion_ends_recovery(lab, standby_rebuilt):
     result = promote_postgres("postgres_standby", timeout=60)
     assert not result.already_promoted and result.actions
-    conn = PostgresConnection(get_endpoint("postgres_standby")).connect()
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_is_in_recovery()")
-            assert cur.fetchone() == (False,)
-            cur.execute("CREATE TEMPORARY TABLE promoted_probe (x int)")  # it takes writes now
-    finally:
-        conn.close()
+    assert postgres_takes_writes("postgres_standby")              # out of recovery, and it takes writes
     assert promote_postgres("postgres_standby").already_promoted

@@ -13,7 +13,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, get_current_context, task
 
 from multicloud_dr.config import SITES, load_topology
-from multicloud_dr.failover.orchestrator import FAILBACK_STEPS, FAILOVER_STEPS
+from multicloud_dr.failover.steps import FAILBACK_STEPS, FAILOVER_STEPS
 from multicloud_dr.notifiers.channels import EXCEPTION, failure_notifiers
 
 TIMEOUTS = {"evidence": 5, "gates": 2, "fence": 5, "dr_stack": 60, "data": 360, "unfence": 5, "app": 20,

@@ -33,15 +33,11 @@ from typing import Any
 from multicloud_dr.config import Topology
 from multicloud_dr.exceptions import DrError, InputError, StateConflictError
 from multicloud_dr.failover.request import FailoverRequest, check_approver
+from multicloud_dr.failover.steps import DRILL_STEPS, FAILBACK_STEPS, FAILOVER_STEPS
 from multicloud_dr.state.dr_state import DrState, DrStateStore, StateHeldError
 
 log = logging.getLogger(__name__)
 
-FAILOVER_STEPS = ("evidence", "gates", "approval", "fence", "dr_stack", "data", "app", "health", "traffic", "verify")
-# A failback fences DR first (its writes stop), copies its data to the primary, then lets the primary take writes
-# before its app is checked (the app is healthy only on a writable database) and traffic goes back.
-FAILBACK_STEPS = ("evidence", "gates", "approval", "fence", "data", "unfence", "app", "health", "traffic", "verify")
-DRILL_STEPS = ("evidence", "gates", "approval", "data", "app", "health", "traffic", "verify")
 CONFLICT_TRIES = 5
 REPORT_PREFIX = "reports"
 # Test-only: the process kills itself (SIGKILL, as a worker dies) right after this step is recorded done, so the
