@@ -348,6 +348,8 @@ class DrillConfig(Strict):
     database_suffix: str = Field("_drill", pattern=r"^[A-Za-z0-9_$]{1,20}$")   # <database><this> on the DR server
 
     record_prefix: str = Field("drill.", pattern=r"^[a-z0-9-]{1,30}\.$")     # drill.<live record>: Route 53 only
+    namespace_suffix: str = Field("-drill", pattern=r"^-[a-z0-9-]{1,20}$")    # the app copied into <ns><this>
+    drill_replicas: int = Field(1, ge=1)       # replicas of each deployment copy while the drill runs
 
 
 class FailoverConfig(Strict):

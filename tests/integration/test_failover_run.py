@@ -348,12 +348,42 @@ def test_a_failover_killed_after_fencing_resumes_without_doing_a_step_twice(lab,
 
 def test_a_drill_runs_on_scratch_targets_and_leaves_nothing_behind(lab, fo):
     from multicloud_dr.failover.drill_dns import drill_record_status
+    from multicloud_dr.kube.drill_app import drill_objects
+    from multicloud_dr.kube.site import SiteApp
+    from multicloud_dr.restore.drill import previous_reports
 
-    report = run_all(fo.runner("drill", kind="drill", pre_approved=True), approved_by=None, approval_reason=None)
+    dr_app = fo.topology.site("dr").app
+    with SiteApp(dr_app, "dr") as live:
+        live_before = live.status()["deployments"]["petclinic-web"]
+    seen = {}
+
+    def on_step(name, detail):
+        if name == "app":      # while the drill runs: its copy of the app is up in the drill namespace
+            seen["objects"] = drill_objects(dr_app, "petclinic-drill")
+            with SiteApp(dr_app.model_copy(update={"namespace": "petclinic-drill"}), "dr") as copy:
+                seen["copy"] = copy.status()["deployments"]["petclinic-web"]
+            with SiteApp(dr_app, "dr") as live:
+                seen["live"] = live.status()["deployments"]["petclinic-web"]
+
+    report = run_all(fo.runner("drill", kind="drill", pre_approved=True), approved_by=None, approval_reason=None,
+                     on_step=on_step)
     assert report["outcome"] == "succeeded" and report["kind"] == "drill"
     (data,) = report["data"]
     assert data["method"] == "restore" and data["database"] == f"{SAMPLE_DATABASE}_drill"
     assert report["approvals"][0]["how"].startswith("pre-approved")
+    # The app ran as a copy in petclinic-drill, pointed at the scratch database; the live DR app was not touched.
+    assert sorted(seen["objects"]) == ["configmap petclinic-drill/petclinic-db",
+                                       "deployment petclinic-drill/petclinic-web",
+                                       "secret petclinic-drill/petclinic-db-credentials"]
+    assert seen["copy"]["replicas"] == 1 and seen["copy"]["rolled_out"]
+    assert seen["live"]["replicas"] == live_before["replicas"]
+    assert drill_objects(dr_app, "petclinic-drill") == []          # and the copy is gone
+    # Its restore was measured for the restore-time forecast, like the nightly restore drill's.
+    store = BackupStore(blob_service_client(get_endpoint("azure_blob_dr")), fo.location.bucket)
+    (forecast,) = previous_reports(store, fo.location, SAMPLE_DATABASE)
+    assert forecast["scratch_database"] == f"{SAMPLE_DATABASE}_drill"
+    assert forecast["rows"] == forecast["manifest_rows"] > 0 and forecast["prediction"]["predicted_seconds"] > 0
+    assert data["restore_drill_report"].endswith(f"/drill-{forecast['run_stamp']}.json")
     with contextlib.closing(source.connect(get_endpoint("mysql_dr"))) as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE %s", (f"{SAMPLE_DATABASE}\\_drill%",))
         assert cur.fetchall() == ()                            # the scratch database is gone

@@ -152,7 +152,7 @@ def run_data(topology: Topology, plan: DataPlan, *, mode: str, primary_reachable
         promote = _promote_mysql if plan.engine == "mysql" else _promote_postgres
         outcome = promote(plan, primary, planned=mode == "planned")
     elif plan.method == "restore":
-        outcome = _restore(topology, plan)
+        outcome = _restore(topology, plan, drill=mode == "drill")
     else:
         raise InputError(f"data plan method {plan.method!r}: use promote, restore or skip")
     log.info("data: %s", outcome["detail"])
@@ -328,7 +328,7 @@ def _promote_postgres(plan: DataPlan, primary: str | None, *, planned: bool) -> 
             "seconds": round(time.monotonic() - t0, 3), "detail": detail}
 
 
-def _restore(topology: Topology, plan: DataPlan) -> dict[str, Any]:
+def _restore(topology: Topology, plan: DataPlan, *, drill: bool = False) -> dict[str, Any]:
     from multicloud_dr.backup.verify import resolve_backup
     from multicloud_dr.connections import get_endpoint
     from multicloud_dr.restore.mysql_restore import USABLE, RestoreRequest, restore_status, run_restore
@@ -351,10 +351,31 @@ def _restore(topology: Topology, plan: DataPlan) -> dict[str, Any]:
                          choice.store, choice.record, choice.fallbacks)
     # A damaged newest backup makes the restore fall back to an older one (F28): the snapshot is that one's.
     used = next(r for r in (choice.record, *choice.fallbacks) if str(r.url) == result.manifest)
-    return {**_fields(plan), "already": False, "manifest": result.manifest,
-            "snapshot_at": _iso(used.manifest.started_at), "rows": result.rows, "tables": result.tables,
-            "verified": result.verified, "fell_back_from": result.fell_back_from,
-            "seconds": round(time.monotonic() - t0, 3), "detail": result.summary()}
+    outcome = {**_fields(plan), "already": False, "manifest": result.manifest,
+               "snapshot_at": _iso(used.manifest.started_at), "rows": result.rows, "tables": result.tables,
+               "verified": result.verified, "fell_back_from": result.fell_back_from,
+               "seconds": round(time.monotonic() - t0, 3), "detail": result.summary()}
+    if drill:
+        outcome["restore_drill_report"] = _drill_forecast(topology, choice.store, result, target, plan)
+    return outcome
+
+
+def _drill_forecast(topology: Topology, store: Any, result: Any, target: Any, plan: DataPlan) -> str | None:
+    """A drill's restore measured like the nightly restore drill's (restore/drill.py): its report stored next to
+    the backup, so the restore-time forecast counts it. A failure here is logged, never fatal: the drill's
+    restore itself worked."""
+    from multicloud_dr.backup.layout import StorageUrl, stamp
+    from multicloud_dr.restore.drill import database_size, report_drill
+
+    try:
+        size = database_size(target, plan.target_database, scratch_checked=True)   # _drill_plan named it
+        url, report = report_drill(store, result, StorageUrl.parse(topology.backup.location), size,
+                                   topology.targets.rto_seconds, stamp(datetime.now(UTC)))
+    except Exception as err:  # the forecast is a by-product: the drill's outcome stands
+        log.warning("drill: the restore-time report for the forecast was not stored: %s", err)
+        return None
+    (log.warning if report["alert"] else log.info)("drill: %s (report %s)", report["message"], url)
+    return str(url)
 
 
 def _exists(target, database: str) -> bool:

@@ -375,7 +375,7 @@ def step_app(run: StepRunner) -> dict[str, Any]:
     if app is None or not app.kubernetes_conn_id:
         return {"skipped": True, "detail": f"site {site} has no app with a kubernetes_conn_id in the topology"}
     if run.info.kind == "drill":
-        return {"skipped": True, "detail": "a drill does not scale the live DR app; its health is probed as it is"}
+        return _drill_app(run, app)
     from multicloud_dr.connections import get_endpoint
     from multicloud_dr.kube.site import SiteApp
 
@@ -391,6 +391,32 @@ def step_app(run: StepRunner) -> dict[str, Any]:
         raise StepError(f"{err}; traffic was not switched (F33): fix the app and run the failover again, it "
                         f"resumes here") from None
     return {"site": site, "database": target, **result}
+
+
+def _drill_app(run: StepRunner, app: Any) -> dict[str, Any]:
+    """A drill's app: a copy of the DR deployments in the drill namespace, pointed at the scratch database and
+    rolled out (kube/drill_app.py); the live DR deployments are not touched."""
+    from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.kube.drill_app import copy_deployments, drill_namespace
+    from multicloud_dr.kube.site import SiteApp
+
+    drill = run.topology.failover.drill
+    namespace = drill_namespace(app, drill.namespace_suffix)
+    copies = copy_deployments(app, namespace, drill.namespace_suffix)
+    config = dict(app.config)
+    for outcome in (run.detail("data") or {}).get("outcomes", []):
+        if outcome.get("method") == "restore" and outcome.get("target"):
+            endpoint = get_endpoint(outcome["target"])
+            config.update({"DB_HOST": endpoint.host, "DB_PORT": str(endpoint.port), "DB_NAME": outcome["database"]})
+            break
+    copy = app.model_copy(update={"namespace": namespace, "config": config, "replicas": drill.drill_replicas})
+    try:
+        with SiteApp(copy, run.request.target_site) as site_app:
+            result = site_app.scale_up()
+    except DrError as err:
+        raise StepError(f"the drill's copy of the app in namespace {namespace} did not roll out: {err}") from None
+    return {"site": run.request.target_site, "drill_namespace": namespace, "database": config.get("DB_NAME"),
+            "copies": copies, **result}
 
 
 def step_health(run: StepRunner) -> dict[str, Any]:
@@ -485,13 +511,9 @@ def build_report(run: StepRunner, outcome: str) -> dict[str, Any]:
     for s in op.steps if op else ():
         steps.append(StepTiming(s.name, s.started_at or run.info.triggered_at, s.ended_at, s.status,
                                 _short(s.name, s.detail)))
-    data = []
-    for o in ((run.detail("data") or {}).get("outcomes") or []):
-        if o.get("method") not in ("promote", "restore"):
-            continue
-        data.append(DataOutcome(o["method"], o["target"], o["database"], o.get("manifest"),
-                                _time(o.get("snapshot_at")), _time(o.get("applied_at")),
-                                _time(o.get("primary_last_commit_at"))))
+    moved = [o for o in ((run.detail("data") or {}).get("outcomes") or []) if o.get("method") in ("promote", "restore")]
+    data = [DataOutcome(o["method"], o["target"], o["database"], o.get("manifest"), _time(o.get("snapshot_at")),
+                        _time(o.get("applied_at")), _time(o.get("primary_last_commit_at"))) for o in moved]
     approval = run.detail("approval")
     fence = run.detail("fence") or {}
     verify = run.detail("verify") or {}
@@ -508,14 +530,12 @@ def build_report(run: StepRunner, outcome: str) -> dict[str, Any]:
                  "triggered_by": run.info.triggered_by, "forced": bool(run.request.force),
                  "reason": run.request.reason, "dry_run": run.request.dry_run,
                  "active_site": state.active_site})
-    body["data"] = [{**d, **_extra(o)} for d, o in zip(body["data"], [
-        o for o in ((run.detail("data") or {}).get("outcomes") or []) if o.get("method") in ("promote", "restore")],
-        strict=True)]
+    body["data"] = [{**d, **_extra(o)} for d, o in zip(body["data"], moved, strict=True)]
     return body
 
 
 def _extra(outcome: dict) -> dict:
-    return {k: outcome.get(k) for k in ("rows", "tables", "already", "engine") if k in outcome}
+    return {k: outcome.get(k) for k in ("rows", "tables", "already", "engine", "restore_drill_report") if k in outcome}
 
 
 def _short(name: str, detail: Any) -> Any:
@@ -620,6 +640,10 @@ def teardown_drill(run: StepRunner) -> dict[str, Any]:
         done["record"] = drill_record_delete(run.topology)
     except Exception as err:
         errors.append(f"drill record: {err}")
+    try:
+        done["app"] = _remove_drill_app(run)
+    except Exception as err:
+        errors.append(f"drill app: {err}")
     state = run.read()
     if state.is_held_by(run.info.run_id):
         op = state.operation
@@ -628,6 +652,16 @@ def teardown_drill(run: StepRunner) -> dict[str, Any]:
     if errors:
         raise StepError(f"drill teardown left something behind: {'; '.join(errors)}")
     return done
+
+
+def _remove_drill_app(run: StepRunner) -> dict[str, Any] | None:
+    app = run.topology.site(run.request.target_site).app
+    if app is None or not app.kubernetes_conn_id:
+        return None
+    from multicloud_dr.kube.drill_app import drill_namespace, remove_drill_copy
+
+    suffix = run.topology.failover.drill.namespace_suffix
+    return remove_drill_copy(app, drill_namespace(app, suffix), suffix)
 
 
 # -- all steps in order: drctl failover / failback ------------------------------------------------------------------
