@@ -324,3 +324,49 @@ def test_a_scale_changed_between_read_and_write_is_read_again(lab_kube, monkeypa
     result = scale_deployments(endpoint(url, "eks-primary"), NS, [WEB], 3).deployments[0]
     assert (result.before, result.after, result.attempts, result.changed) == (5, 3, 2, True)
     assert deployment(url, "eks-primary").replicas == 3
+
+
+# -- a drill's copy of the app (kube/drill_app.py) --------------------------------------------------------------------
+
+
+def test_a_drill_copy_runs_beside_the_live_app_and_its_teardown_removes_only_the_copy(kube_conn):
+    from multicloud_dr.kube.drill_app import copy_deployments, drill_objects, remove_drill_copy
+
+    url = kube_conn[0]
+    app = AppConfig(health_conn_id="app_dr", kubernetes_conn_id="aks_dr", namespace=NS, deployments=[WEB],
+                    config_map="petclinic-db", config={"DB_NAME": "petclinic_drill"}, secret="petclinic-db-credentials",
+                    secret_from_conn_id="mysql_dr")
+    live_version = resource_version(url)
+    first = copy_deployments(app, "petclinic-drill", "-drill")
+    again = copy_deployments(app, "petclinic-drill", "-drill")          # a retried step: updated in place
+    assert [d["action"] for d in first + again] == ["created", "updated"]
+    with SiteApp(app.model_copy(update={"namespace": "petclinic-drill"}), "dr") as copy:
+        copy.scale_up(1)
+    assert sorted(drill_objects(app, "petclinic-drill")) == [
+        "configmap petclinic-drill/petclinic-db", f"deployment petclinic-drill/{WEB}",
+        "secret petclinic-drill/petclinic-db-credentials"]
+    assert resource_version(url) == live_version                    # the live deployment was not written
+    assert remove_drill_copy(app, "petclinic-drill", "-drill")["deleted"]
+    assert drill_objects(app, "petclinic-drill") == []
+    assert remove_drill_copy(app, "petclinic-drill", "-drill")["already"]      # idempotent
+    assert deployment(url).replicas == 0                             # the live one as it was
+
+
+def test_a_drill_never_writes_to_the_live_namespace_or_someone_elses_deployment(kube_conn):
+    from multicloud_dr.kube.drill_app import copy_deployments, remove_drill_copy
+
+    app = AppConfig(health_conn_id="app_dr", kubernetes_conn_id="aks_dr", namespace=NS, deployments=[WEB])
+    with pytest.raises(ConfigError, match="not a drill namespace"):
+        remove_drill_copy(app, NS, "-drill")
+    with pytest.raises(ConfigError, match="not a drill namespace"):
+        copy_deployments(app, NS, "")
+    with Cluster("aks_dr", "petclinic-x") as cluster:              # someone's own deployment where a copy would go
+        cluster.apps.create_namespaced_deployment("petclinic-x", {
+            "metadata": {"name": WEB}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "x"}},
+                                                "template": {"metadata": {"labels": {"app": "x"}},
+                                                             "spec": {"containers": [{"name": "x", "image": "x"}]}}}})
+    with pytest.raises(ConfigError, match="not made by a drill"):
+        copy_deployments(app, "petclinic-x", "-x")
+    assert remove_drill_copy(app, "petclinic-x", "-x")["deleted"] == []   # and the teardown leaves it
+    with Cluster("aks_dr", "petclinic-x") as cluster:
+        assert cluster.apps.read_namespaced_deployment(WEB, "petclinic-x").spec.replicas == 1
