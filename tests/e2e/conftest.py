@@ -6,10 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -61,70 +57,28 @@ class AirflowApi:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    from multicloud_dr.lab.airflow_run import free_port
+
+    return free_port()
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 150.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"airflow standalone exited:\n{log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:  # noqa: S310
-                health = json.loads(response.read())
-            if all(health.get(c, {}).get("status") == "healthy" for c in ("metadatabase", "scheduler",
-                                                                            "triggerer", "dag_processor")):
-                return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        time.sleep(1)
-    pytest.fail(f"airflow standalone not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
+def _wait_healthy(url: str, proc, log: Path, timeout: float = 150.0) -> None:
+    from multicloud_dr.exceptions import LabError
+    from multicloud_dr.lab.airflow_run import wait_healthy
+
+    try:
+        wait_healthy(url, proc, log, timeout)
+    except LabError as err:
+        pytest.fail(str(err))
 
 
 @contextlib.contextmanager
 def _running_standalone(home: Path, extra_env: dict[str, str]):
     """`airflow standalone` in `home` with `extra_env` over the session's environment (which its workers inherit)."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__BASE_URL": url,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        **extra_env,
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # standalone starts `airflow ...`
-    log = home / "standalone.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
-    try:
-        _wait_healthy(url, proc, log)
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        request = urllib.request.Request(  # noqa: S310
-            f"{url}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-            data=json.dumps({"username": "admin", "password": password}).encode())
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            token = json.loads(response.read())["access_token"]
-        yield AirflowApi(url, token)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        # Children that outlived the group leader (scheduler, workers) are still in its group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    from multicloud_dr.lab.airflow_run import airflow_token, own_standalone
+
+    with own_standalone(home, ROOT, dict(os.environ), extra_env, timeout=150, grace=10) as (url, passwords, _):
+        yield AirflowApi(url, airflow_token(url, "admin", passwords["admin"]))
 
 
 @pytest.fixture(scope="session")

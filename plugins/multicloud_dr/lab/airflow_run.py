@@ -183,3 +183,97 @@ def run_standalone(settings: LabSettings | None = None) -> int:
             proc.wait(timeout=5)
         standalone_pid_file(settings).unlink(missing_ok=True)
     return 0 if stopping else (proc.returncode or 0)
+
+
+# -- an `airflow standalone` of its own (make failover-demo, the e2e tests) -----------------------------------------
+# Each gets a fresh home, a free port on 127.0.0.1, the repository's dags and plugins folders, and stops whole at
+# the end (stop_standalone_group). Its workers inherit `env`, which is how a caller hands them the lab's
+# connections and a topology of its own.
+
+HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def standalone_environment(home: Path, root: Path, port: int, base: dict[str, str],
+                           extra: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (the caller's environment), then what makes this standalone its own, then `extra` over both."""
+    url = f"http://127.0.0.1:{port}"
+    env = {**base, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__BASE_URL": url,
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+           "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5", "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+           **(extra or {})}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"   # standalone starts `airflow ...`
+    return env
+
+
+def _healthy(url: str) -> bool:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:  # noqa: S310 loopback
+            health = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return all(health.get(c, {}).get("status") == "healthy" for c in HEALTH_COMPONENTS)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Until the API at `url` says every component is healthy; LabError (with the log's tail) if `proc` exits
+    first or `timeout` passes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not _healthy(url):
+        if proc.poll() is not None:
+            raise LabError(f"airflow standalone exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise LabError(f"airflow standalone not healthy after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+        time.sleep(1)
+
+
+def airflow_token(url: str, user: str, password: str) -> str:
+    """A JWT for the REST API from the simple auth manager's /auth/token."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 (loopback URL of our own standalone)
+        f"{url}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"username": user, "password": password}).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())["access_token"]
+
+
+@contextlib.contextmanager
+def own_standalone(home: Path, root: Path, base: dict[str, str], extra: dict[str, str] | None = None, *,
+                   timeout: float = 180.0, grace: float = 20.0):
+    """`airflow standalone` in `home` until every component is healthy; yields (url, passwords, log path),
+    the passwords being the simple auth manager's generated ones by user name. Stopped whole on the way out."""
+    import json
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = standalone_environment(home, root, port, base, extra)
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "standalone.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
+    try:
+        wait_healthy(url, proc, log, timeout)
+        passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
+        yield url, passwords, log
+    finally:
+        stop_standalone_group(proc.pid, home, grace=grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -56,14 +55,6 @@ class Api:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read() or b"{}")
-
-
-def _token(url: str, user: str, password: str) -> str:
-    request = urllib.request.Request(  # noqa: S310
-        f"{url}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-        data=json.dumps({"username": user, "password": password}).encode())
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())["access_token"]
 
 
 def _wait(what: str, check, timeout: float, interval: float = 1.0):
@@ -125,53 +116,18 @@ def _environ(env: dict[str, str]):
         os.environ.update(saved)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def standalone(lab: Lab, env: dict[str, str]):
     """`airflow standalone` in a home of the demo's own, with the users admin and approver."""
     import shutil
 
-    from multicloud_dr.lab.airflow_run import stop_standalone_group
+    from multicloud_dr.lab.airflow_run import own_standalone
 
     home = lab.settings.home / "failover-demo-airflow"
     shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**env, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(lab.settings.root / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(lab.settings.root / "plugins"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__HOST": "127.0.0.1",
-           "AIRFLOW__API__BASE_URL": url, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-           "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5", "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{APPROVER}:admin",
-           "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', os.environ.get('PATH', ''))}"}
-    log = home / "standalone.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
-    try:
-        def healthy():
-            assert proc.poll() is None, f"airflow standalone exited; see {log}"
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as r:  # noqa: S310
-                    health = json.loads(r.read())
-            except (urllib.error.URLError, OSError, ValueError):
-                return False
-            return all(health.get(c, {}).get("status") == "healthy"
-                       for c in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
-
-        _wait("airflow standalone to be healthy", healthy, 180)
-        passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
-        yield url, passwords, log
-    finally:
-        stop_standalone_group(proc.pid, home, grace=20)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+    with own_standalone(home, lab.settings.root, env,
+                        {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{APPROVER}:admin"}) as running:
+        yield running
 
 
 def _kill_primary(lab: Lab) -> int:
@@ -247,8 +203,10 @@ def run_failover_demo() -> bool:
     killed = _kill_primary(lab)
     _say(f"killed mysql-primary's MariaDB (pid {killed}): the outage")
     with standalone(lab, env) as (url, passwords, log):
-        admin = Api(url, _token(url, "admin", passwords["admin"]))
-        approver = Api(url, _token(url, APPROVER, passwords[APPROVER]))
+        from multicloud_dr.lab.airflow_run import airflow_token
+
+        admin = Api(url, airflow_token(url, "admin", passwords["admin"]))
+        approver = Api(url, airflow_token(url, APPROVER, passwords[APPROVER]))
         _wait("the dr_failover DAG to be parsed", lambda: _exists(admin, DAG_ID), 120)
         admin.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
         run_id = admin.call("POST", f"/dags/{DAG_ID}/dagRuns",
