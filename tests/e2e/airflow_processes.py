@@ -38,9 +38,10 @@ from multicloud_dr.backup.store import BackupStore
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.connections.wasb import blob_service_client
 from multicloud_dr.lab import sample_data
+from multicloud_dr.lab.airflow_run import free_port
 from multicloud_dr.sql import quote_identifier
 
-from .conftest import ROOT, AirflowApi, _free_port, _wait_healthy
+from .conftest import ROOT, AirflowApi, _wait_healthy
 
 COMPONENTS = ("api-server", "dag-processor", "triggerer", "scheduler")
 # A test's Airflow has nothing left to finish when it is stopped; after a task was SIGKILLed, standalone's
@@ -274,7 +275,7 @@ class LabAirflow:
     def __init__(self, home: Path, extra_env: dict[str, str], separate: bool = False) -> None:
         self.home = home
         self.separate = separate
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,

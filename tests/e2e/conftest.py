@@ -56,12 +56,6 @@ class AirflowApi:
         return {"run": run, "tasks": {t["task_id"]: t["state"] for t in tasks}}
 
 
-def _free_port() -> int:
-    from multicloud_dr.lab.airflow_run import free_port
-
-    return free_port()
-
-
 def _wait_healthy(url: str, proc, log: Path, timeout: float = 150.0) -> None:
     from multicloud_dr.exceptions import LabError
     from multicloud_dr.lab.airflow_run import wait_healthy
@@ -121,7 +115,9 @@ def smtp_server():
         def prepare_message(self, session, envelope):
             return message_from_bytes(envelope.content)
 
-    port = _free_port()
+    from multicloud_dr.lab.airflow_run import free_port
+
+    port = free_port()
     controller = Controller(Keep(), hostname="127.0.0.1", port=port)
     controller.start()
     connection = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,

@@ -348,6 +348,7 @@ def test_a_failover_killed_after_fencing_resumes_without_doing_a_step_twice(lab,
 
 def test_a_drill_runs_on_scratch_targets_and_leaves_nothing_behind(lab, fo):
     from multicloud_dr.failover.drill_dns import drill_record_status
+    from multicloud_dr.kube.cluster import Cluster
     from multicloud_dr.kube.drill_app import drill_objects
     from multicloud_dr.kube.site import SiteApp
     from multicloud_dr.restore.drill import previous_reports
@@ -364,6 +365,8 @@ def test_a_drill_runs_on_scratch_targets_and_leaves_nothing_behind(lab, fo):
                 seen["copy"] = copy.status()["deployments"]["petclinic-web"]
             with SiteApp(dr_app, "dr") as live:
                 seen["live"] = live.status()["deployments"]["petclinic-web"]
+            with Cluster("aks_dr", "petclinic-drill") as cluster:
+                seen["config"] = cluster.core.read_namespaced_config_map("petclinic-db", "petclinic-drill").data
 
     report = run_all(fo.runner("drill", kind="drill", pre_approved=True), approved_by=None, approval_reason=None,
                      on_step=on_step)
@@ -376,6 +379,9 @@ def test_a_drill_runs_on_scratch_targets_and_leaves_nothing_behind(lab, fo):
                                        "deployment petclinic-drill/petclinic-web",
                                        "secret petclinic-drill/petclinic-db-credentials"]
     assert seen["copy"]["replicas"] == 1 and seen["copy"]["rolled_out"]
+    dr = get_endpoint("mysql_dr")      # the copy reads the scratch database, not the live one
+    assert (seen["config"]["DB_HOST"], seen["config"]["DB_PORT"], seen["config"]["DB_NAME"]) == \
+        (dr.host, str(dr.port), f"{SAMPLE_DATABASE}_drill")
     assert seen["live"]["replicas"] == live_before["replicas"]
     assert drill_objects(dr_app, "petclinic-drill") == []          # and the copy is gone
     # Its restore was measured for the restore-time forecast, like the nightly restore drill's.

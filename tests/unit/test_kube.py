@@ -346,7 +346,9 @@ def test_a_drill_copy_runs_beside_the_live_app_and_its_teardown_removes_only_the
         "configmap petclinic-drill/petclinic-db", f"deployment petclinic-drill/{WEB}",
         "secret petclinic-drill/petclinic-db-credentials"]
     assert resource_version(url) == live_version                    # the live deployment was not written
-    assert remove_drill_copy(app, "petclinic-drill", "-drill")["deleted"]
+    assert remove_drill_copy(app, "petclinic-drill", "-drill")["deleted"] == [
+        f"deployment petclinic-drill/{WEB}", "configmap petclinic-drill/petclinic-db",
+        "secret petclinic-drill/petclinic-db-credentials"]
     assert drill_objects(app, "petclinic-drill") == []
     assert remove_drill_copy(app, "petclinic-drill", "-drill")["already"]      # idempotent
     assert deployment(url).replicas == 0                             # the live one as it was

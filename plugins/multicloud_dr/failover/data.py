@@ -356,11 +356,12 @@ def _restore(topology: Topology, plan: DataPlan, *, drill: bool = False) -> dict
                "verified": result.verified, "fell_back_from": result.fell_back_from,
                "seconds": round(time.monotonic() - t0, 3), "detail": result.summary()}
     if drill:
-        outcome["restore_drill_report"] = _drill_forecast(topology, choice.store, result, target, plan)
+        outcome["restore_drill_report"] = _drill_forecast(topology, choice.store, result, used, target, plan)
     return outcome
 
 
-def _drill_forecast(topology: Topology, store: Any, result: Any, target: Any, plan: DataPlan) -> str | None:
+def _drill_forecast(topology: Topology, store: Any, result: Any, record: Any, target: Any,
+                    plan: DataPlan) -> str | None:
     """A drill's restore measured like the nightly restore drill's (restore/drill.py): its report stored next to
     the backup, so the restore-time forecast counts it. A failure here is logged, never fatal: the drill's
     restore itself worked."""
@@ -370,7 +371,7 @@ def _drill_forecast(topology: Topology, store: Any, result: Any, target: Any, pl
     try:
         size = database_size(target, plan.target_database, scratch_checked=True)   # _drill_plan named it
         url, report = report_drill(store, result, StorageUrl.parse(topology.backup.location), size,
-                                   topology.targets.rto_seconds, stamp(datetime.now(UTC)))
+                                   topology.targets.rto_seconds, stamp(datetime.now(UTC)), record)
     except Exception as err:  # the forecast is a by-product: the drill's outcome stands
         log.warning("drill: the restore-time report for the forecast was not stored: %s", err)
         return None

@@ -360,13 +360,28 @@ def _data_holders(run: StepRunner) -> dict[str, str]:
     return holders
 
 
-def _data_target(run: StepRunner) -> str | None:
-    """The connection id of the database the target site's app must use after this step."""
+def _data_outcome(run: StepRunner) -> dict[str, Any] | None:
+    """The data step's outcome for the (first) MySQL database that was promoted or restored: what the target
+    site's app must use after this step."""
     data = run.detail("data") or {}
     for outcome in data.get("outcomes", []):
         if outcome.get("engine", "mysql") == "mysql" and outcome.get("method") in ("promote", "restore"):
-            return outcome.get("target")
+            return outcome
     return None
+
+
+def _app_config(app: Any, outcome: dict[str, Any] | None, *, with_database_name: bool = False) -> dict[str, str]:
+    """The app's ConfigMap values pointed at the server that holds the data now (the promoted replica, the
+    restored server); `with_database_name`: at the database's name there too (a drill's `<db>_drill`)."""
+    from multicloud_dr.connections import get_endpoint
+
+    config = dict(app.config)
+    if outcome and outcome.get("target") and app.config_map:
+        endpoint = get_endpoint(outcome["target"])
+        config.update({"DB_HOST": endpoint.host, "DB_PORT": str(endpoint.port)})
+        if with_database_name:
+            config["DB_NAME"] = outcome["database"]
+    return config
 
 
 def step_app(run: StepRunner) -> dict[str, Any]:
@@ -376,16 +391,12 @@ def step_app(run: StepRunner) -> dict[str, Any]:
         return {"skipped": True, "detail": f"site {site} has no app with a kubernetes_conn_id in the topology"}
     if run.info.kind == "drill":
         return _drill_app(run, app)
-    from multicloud_dr.connections import get_endpoint
     from multicloud_dr.kube.site import SiteApp
 
-    config = dict(app.config)
-    target = _data_target(run)
-    if target and app.config_map:
-        endpoint = get_endpoint(target)   # the app follows the data: the promoted replica or the restored server
-        config.update({"DB_HOST": endpoint.host, "DB_PORT": str(endpoint.port)})
+    outcome = _data_outcome(run)
+    target = outcome.get("target") if outcome else None
     try:
-        with SiteApp(app.model_copy(update={"config": config}), site) as site_app:
+        with SiteApp(app.model_copy(update={"config": _app_config(app, outcome)}), site) as site_app:
             result = site_app.scale_up()
     except DrError as err:   # a rollout that never gets ready: its pods fail their readiness (health) checks
         raise StepError(f"{err}; traffic was not switched (F33): fix the app and run the failover again, it "
@@ -396,19 +407,13 @@ def step_app(run: StepRunner) -> dict[str, Any]:
 def _drill_app(run: StepRunner, app: Any) -> dict[str, Any]:
     """A drill's app: a copy of the DR deployments in the drill namespace, pointed at the scratch database and
     rolled out (kube/drill_app.py); the live DR deployments are not touched."""
-    from multicloud_dr.connections import get_endpoint
     from multicloud_dr.kube.drill_app import copy_deployments, drill_namespace
     from multicloud_dr.kube.site import SiteApp
 
     drill = run.topology.failover.drill
     namespace = drill_namespace(app, drill.namespace_suffix)
     copies = copy_deployments(app, namespace, drill.namespace_suffix)
-    config = dict(app.config)
-    for outcome in (run.detail("data") or {}).get("outcomes", []):
-        if outcome.get("method") == "restore" and outcome.get("target"):
-            endpoint = get_endpoint(outcome["target"])
-            config.update({"DB_HOST": endpoint.host, "DB_PORT": str(endpoint.port), "DB_NAME": outcome["database"]})
-            break
+    config = _app_config(app, _data_outcome(run), with_database_name=True)
     copy = app.model_copy(update={"namespace": namespace, "config": config, "replicas": drill.drill_replicas})
     try:
         with SiteApp(copy, run.request.target_site) as site_app:

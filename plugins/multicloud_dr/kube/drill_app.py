@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 from multicloud_dr.config import AppConfig
-from multicloud_dr.exceptions import ConfigError
+from multicloud_dr.exceptions import ConfigError, KubernetesError
 from multicloud_dr.kube.cluster import Cluster
 
 log = logging.getLogger(__name__)
@@ -32,23 +32,25 @@ DRILL_LABEL = "multicloud-dr/drill"
 COPY_OF = "multicloud-dr/drill-copy-of"
 
 
+def _live_namespace(app: AppConfig) -> str:
+    """The app's own namespace: the topology's, else its connection's."""
+    with Cluster(app.kubernetes_conn_id or "", app.namespace) as cluster:
+        return cluster.namespace
+
+
 def drill_namespace(app: AppConfig, suffix: str) -> str:
     """The namespace a drill runs the app of `app` in: the app's (or its connection's) namespace plus `suffix`."""
-    with Cluster(app.kubernetes_conn_id or "", app.namespace) as cluster:
-        live = cluster.namespace
-    name = f"{live}{suffix}"
+    name = f"{_live_namespace(app)}{suffix}"
     if len(name) > 63:
         raise ConfigError(f"the drill namespace {name!r} is longer than 63 characters: shorten "
                           f"failover.drill.namespace_suffix")
     return name
 
 
-def _check(app: AppConfig, namespace: str, suffix: str) -> str:
-    live = drill_namespace(app, "")
-    if namespace == live or not namespace.endswith(suffix) or not suffix:
+def _check(live: str, namespace: str, suffix: str) -> None:
+    if namespace == live or not suffix or not namespace.endswith(suffix):
         raise ConfigError(f"namespace {namespace!r} is not a drill namespace of {live!r} (<namespace>{suffix}): "
                           f"a drill never writes to the live namespace; fix failover.drill.namespace_suffix")
-    return live
 
 
 def _copy_body(cluster: Cluster, source: Any, namespace: str, live: str) -> dict[str, Any]:
@@ -70,9 +72,11 @@ def copy_deployments(app: AppConfig, namespace: str, suffix: str) -> list[dict[s
     live spec. Returns what was done per deployment."""
     from kubernetes.client.exceptions import ApiException
 
-    live = _check(app, namespace, suffix)
     done = []
-    with Cluster(app.kubernetes_conn_id or "", live) as source, Cluster(app.kubernetes_conn_id or "", namespace) as dst:
+    with Cluster(app.kubernetes_conn_id or "", app.namespace) as source, \
+            Cluster(app.kubernetes_conn_id or "", namespace) as dst:
+        live = source.namespace
+        _check(live, namespace, suffix)
         for name in app.deployments:
             deployment = source.call(f"read deployment {live}/{name}", source.apps.read_namespaced_deployment,
                                      name, live)
@@ -99,10 +103,11 @@ def copy_deployments(app: AppConfig, namespace: str, suffix: str) -> list[dict[s
 
 
 def remove_drill_copy(app: AppConfig, namespace: str, suffix: str) -> dict[str, Any]:
-    """Delete, in the drill namespace only, the labelled deployment copies and the app's ConfigMap and Secret."""
+    """Delete, in the drill namespace only, the labelled deployment copies and the app's ConfigMap and Secret;
+    then read the namespace again: anything of the copy still there is an error (the teardown must not pass)."""
     from kubernetes.client.exceptions import ApiException
 
-    _check(app, namespace, suffix)
+    _check(_live_namespace(app), namespace, suffix)
     deleted: list[str] = []
     with Cluster(app.kubernetes_conn_id or "", namespace) as cluster:
         for name in app.deployments:
@@ -123,6 +128,10 @@ def remove_drill_copy(app: AppConfig, namespace: str, suffix: str) -> dict[str, 
         if app.secret:
             _delete(cluster, f"secret {namespace}/{app.secret}", cluster.core.delete_namespaced_secret, app.secret,
                     deleted)
+    left = drill_objects(app, namespace)
+    if left:
+        raise KubernetesError(f"drill teardown in namespace {namespace}: still there after the delete: "
+                              f"{', '.join(left)}; delete them by hand (`kubectl -n {namespace} delete ...`)")
     log.info("drill teardown in namespace %s: deleted %s", namespace, ", ".join(deleted) or "nothing (clean)")
     return {"namespace": namespace, "deleted": deleted, "already": not deleted}
 

@@ -25,7 +25,7 @@ from azure.storage.blob import ContentSettings
 from multicloud_dr.backup import source as src
 from multicloud_dr.backup.layout import STAMP_FORMAT, BackupLayout, StorageUrl, stamp, validate_database_name
 from multicloud_dr.backup.manifest import Manifest, ManifestError
-from multicloud_dr.backup.store import BackupStore
+from multicloud_dr.backup.store import BackupStore, ManifestRecord
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import InputError
 from multicloud_dr.progress import MB
@@ -265,10 +265,12 @@ def previous_reports(store: BackupStore, root: StorageUrl, database: str) -> lis
 
 
 def report_drill(store: BackupStore, result: RestoreResult, root: StorageUrl, database_size_bytes: int,
-                 rto_seconds: int, run_stamp: str) -> tuple[StorageUrl, dict]:
-    """Compare the drill with earlier ones, predict, and store the report next to the backup."""
+                 rto_seconds: int, run_stamp: str, record: ManifestRecord | None = None) -> tuple[StorageUrl, dict]:
+    """Compare the drill with earlier ones, predict, and store the report next to the backup. `record`: the
+    restored backup's manifest when the caller holds it already (else it is read)."""
     manifest_url = StorageUrl.parse(result.manifest)
-    record = store.read_manifest(manifest_url)
+    if record is None or str(record.url) != result.manifest:
+        record = store.read_manifest(manifest_url)
     if record is None:
         raise ManifestError(f"the restored backup's manifest {manifest_url} is gone (deleted by retention?)")
     history = previous_reports(store, root, record.manifest.database)
