@@ -335,7 +335,8 @@ class FrontendConfig(Strict):
 
 
 class DrStackConfig(Strict):
-    """The Terraform stack a failover brings up at the DR site when its published outputs say it is not up."""
+    """The Terraform stack a failover brings up at the DR site when its state has no outputs (`terraform output`,
+    read by the dr_stack step itself; the evidence shows the outputs environment_provision published)."""
 
     cloud: Cloud
     environment: TerraformEnvironment = "dr"

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -49,7 +50,7 @@ from multicloud_dr.lab.settings import APP_USER, SAMPLE_DATABASE
 from multicloud_dr.state.dr_state import DrStateStore
 from multicloud_dr.traffic.switch import switch_traffic, traffic_status
 
-from .conftest import ProxyPlan, TcpProxy, app_can_write
+from .conftest import ProxyPlan, TcpProxy, app_can_write, postgres_takes_writes
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(600)
@@ -428,3 +429,102 @@ def test_planned_failover_promotes_the_postgres_standby(lab, fo, standby_rebuilt
     finally:
         conn.close()
     assert report["fencing"]["confirmed"]
+
+
+# -- PostgreSQL failback: refused until the old primary is a standby of DR, then it catches up and is promoted -------
+
+
+def _postgres_only(d):
+    full = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
+    d["databases"] = [x for x in full["databases"] if x["engine"] == "postgres"]
+
+
+def _pg(conn_id: str, sql: str, params=None, *, write: bool = False):
+    """One statement as the admin on `conn_id`'s server (writes past a fence's default_transaction_read_only)."""
+    from multicloud_dr.connections.postgres import PostgresConnection
+
+    conn = PostgresConnection(get_endpoint(conn_id)).connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            if write:
+                cur.execute("SET default_transaction_read_only = off")
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def _probe_rows(conn_id: str) -> set[str] | None:
+    exists = _pg(conn_id, "SELECT to_regclass('public.failback_probe') IS NOT NULL")[0][0]
+    return {r[0] for r in _pg(conn_id, "SELECT id FROM failback_probe")} if exists else None
+
+
+def _new_sessions_read_only(conn_id: str) -> bool:
+    return _pg(conn_id, "SHOW default_transaction_read_only") == [("on",)]
+
+
+@pytest.fixture
+def pg_pair_put_back(lab):
+    """After the test: pg-primary the primary again (promoted if the test left it a standby, rebuilt from the
+    standby if it left it without data), unfenced, and pg-standby rebuilt from it; so the next test finds the
+    lab's pair as it was, whatever this one left."""
+    yield
+    primary, standby = lab.pg_primary, lab.pg_standby
+    if not (primary.data / "PG_VERSION").exists():
+        primary.rebuild_as_standby_of(standby)
+    primary.start()
+    with contextlib.closing(primary.admin(SAMPLE_DATABASE)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_is_in_recovery()")
+        if cur.fetchone()[0]:
+            cur.execute("SELECT pg_promote(true, 60)")
+        cur.execute("SET default_transaction_read_only = off")
+        cur.execute("DROP TABLE IF EXISTS failback_probe")
+    unfence_postgres(get_endpoint("postgres_primary"), [APP_USER])
+    standby.stop()
+    shutil.rmtree(standby.data)
+    standby.start()                        # pg_basebackup -R from the primary again
+
+
+def test_postgres_failback_waits_for_the_old_primary_rebuilt_as_a_standby_then_promotes_it(
+        lab, fo, pg_pair_put_back):
+    fo.make(databases=_postgres_only)
+    over = run_all(fo.runner("planned"), approved_by="bob", approval_reason="pg move")
+    assert [(d["method"], d["target"]) for d in over["data"]] == [("promote", "postgres_standby")]
+    _pg("postgres_standby", "CREATE TABLE failback_probe (id text PRIMARY KEY)", write=True)
+    _pg("postgres_standby", "INSERT INTO failback_probe VALUES ('written on DR before the rebuild')", write=True)
+
+    # The old primary still holds its own history: failing back now would lose DR's rows. Refused, even forced.
+    with pytest.raises(GatesFailedError, match=r"postgres_rebuilt/petclinic.*not a standby"):
+        run_all(fo.runner("planned", target="primary", kind="failback"), approved_by="bob",
+                approval_reason="too early")
+    with pytest.raises(GatesFailedError, match="force does not lift"):
+        run_all(fo.runner("planned", target="primary", kind="failback", force=True, reason="hurry"),
+                approved_by="bob", approval_reason="forced")
+    assert _new_sessions_read_only("postgres_primary")     # still fenced
+    assert _probe_rows("postgres_primary") is None           # nothing copied over it
+    assert postgres_takes_writes("postgres_standby")         # DR still the one primary
+    assert fo.store.read()[0].active_site == "dr"
+
+    # The operator rebuilds it as DR's standby; DR keeps taking writes meanwhile.
+    lab.pg_primary.rebuild_as_standby_of(lab.pg_standby)
+    _pg("postgres_standby", "INSERT INTO failback_probe VALUES ('written on DR after the rebuild')", write=True)
+
+    back = run_all(fo.runner("planned", target="primary", kind="failback"), approved_by="bob",
+                   approval_reason="primary rebuilt")
+    assert back["outcome"] == "succeeded" and back["active_site"] == "primary"
+    (outcome,) = next(s for s in back["steps"] if s["name"] == "data")["detail"]["outcomes"]
+    assert (outcome["method"], outcome["target"], outcome["already"]) == ("promote_back", "postgres_primary", False)
+    assert _probe_rows("postgres_primary") == {"written on DR before the rebuild", "written on DR after the rebuild"}
+    assert postgres_takes_writes("postgres_primary")         # out of recovery, writable
+    assert not _new_sessions_read_only("postgres_primary")   # unfenced: the app's sessions may write
+    assert _pg("postgres_primary", "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (APP_USER,)) == [(True,)]
+    assert _new_sessions_read_only("postgres_standby")       # and DR fenced: one writable server
+    state, _ = fo.store.read()
+    assert (state.active_site, state.fencing.site, state.fencing.status) == ("primary", "dr", "confirmed")
+
+    # Run again: a finished failback changes nothing.
+    _, etag = fo.store.read()
+    again = run_all(fo.runner("planned", target="primary", kind="failback"), approved_by="bob",
+                    approval_reason="again")
+    assert again["noop"] is True and fo.store.read()[1] == etag

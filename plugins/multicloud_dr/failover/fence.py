@@ -153,6 +153,7 @@ class FenceResult:
     reachable: bool = True
     reason: str | None = None        # why it was not reachable
     already_fenced: bool = False     # it was fully fenced when the call began (so a fence did nothing)
+    in_recovery: bool = False        # a PostgreSQL standby: it takes no writes, fenced by being one (standby_ok)
     verified: bool = False           # read back after the actions: fenced (unfenced for an unfence)
     actions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -208,6 +209,10 @@ class _Deadline:
 
 class _Unreachable(Exception):
     """The TCP port answered but the database did not (a half-open partition, a server still starting)."""
+
+
+class StandbyError(FenceError):
+    """The PostgreSQL server is a standby (in recovery): it takes no writes, so there is nothing to fence on it."""
 
 
 def _names(names: Iterable[str], what: str) -> tuple[str, ...]:
@@ -357,7 +362,7 @@ class _PostgresServer:
             in_recovery, self.version, self.standbys = cur.fetchone()
         if in_recovery:
             self.close()
-            raise FenceError(f"{endpoint.describe()} is a standby (in recovery): it takes no writes to fence; fence "
+            raise StandbyError(f"{endpoint.describe()} is a standby (in recovery): it takes no writes to fence; fence "
                              f"its primary, or promote it first")
 
     def _connect(self, options: str | None = None):
@@ -443,7 +448,7 @@ class _PostgresServer:
 
 
 def _run(server_type: type, operation: str, ref: str | Endpoint, names: Iterable[str], what: str,
-         timeout: float, connect_timeout: float) -> FenceResult:
+         timeout: float, connect_timeout: float, standby_ok: bool = False) -> FenceResult:
     t0 = time.monotonic()
     endpoint, target = _endpoint(ref)
     names = _names(names, what)
@@ -456,6 +461,15 @@ def _run(server_type: type, operation: str, ref: str | Endpoint, names: Iterable
             server = server_type(endpoint, names, _Deadline(timeout), connect_timeout)
         except _Unreachable as err:
             reachable, reason = False, str(err)
+        except StandbyError:
+            if not (standby_ok and operation == "fence"):
+                raise
+            # A standby in recovery refuses every write, the app's included: fenced by being one, nothing to do.
+            result.in_recovery = result.already_fenced = result.verified = True
+            result.warnings.append(f"{target} is a standby (in recovery): it takes no writes, nothing to fence")
+            result.seconds = time.monotonic() - t0
+            log.info("fence of %s: a standby in recovery, nothing to do", target)
+            return result
     if server is None:
         result.reachable, result.reason = False, reason
         result.seconds = time.monotonic() - t0
@@ -514,10 +528,12 @@ def unfence_mysql(target: str | Endpoint, app_users: Iterable[str], *, timeout: 
 
 
 def fence_postgres(target: str | Endpoint, app_roles: Iterable[str], *, timeout: float = FENCE_SECONDS,
-                   connect_timeout: float = CONNECT_SECONDS) -> FenceResult:
+                   connect_timeout: float = CONNECT_SECONDS, standby_ok: bool = False) -> FenceResult:
     """Fence a PostgreSQL primary through a superuser connection: `app_roles` NOLOGIN, their backends terminated,
-    default_transaction_read_only on for new sessions (ALTER SYSTEM + reload), verified by reading back."""
-    return _run(_PostgresServer, "fence", target, app_roles, "app roles", timeout, connect_timeout)
+    default_transaction_read_only on for new sessions (ALTER SYSTEM + reload), verified by reading back. A standby
+    (in recovery) raises StandbyError, unless `standby_ok`: then it counts as fenced (`in_recovery`), untouched:
+    a failback finds the old primary rebuilt as a standby of DR, and nothing may be written to it."""
+    return _run(_PostgresServer, "fence", target, app_roles, "app roles", timeout, connect_timeout, standby_ok)
 
 
 def unfence_postgres(target: str | Endpoint, app_roles: Iterable[str], *, timeout: float = FENCE_SECONDS,

@@ -216,16 +216,30 @@ def step_gates(run: StepRunner) -> dict[str, Any]:
 
 def _failback_gates(run: StepRunner) -> dict[str, Any]:
     """A failback needs the old primary back: every database of it reachable, and fenced (fenced again here:
-    idempotent, so a primary whose fencing was still pending is fenced now) until its data is current."""
+    idempotent, so a primary whose fencing was still pending is fenced now) until its data is current. A
+    PostgreSQL database whose standby the failover promoted needs its old primary rebuilt as a standby of DR
+    (failover/pg_failback.py): that gate is not lifted by `force`, because going on would lose DR's writes or
+    leave two primaries."""
     from multicloud_dr.failover.gates import Gate, GateDecision
+    from multicloud_dr.failover.pg_failback import check_rebuilt
     from multicloud_dr.failover.site_fence import fence_site
 
-    results = fence_site(run.topology, "primary")
+    results = fence_site(run.topology, "primary", standby_ok=True)
     gates = [Gate(f"primary/{r['database']}/{r['engine']}", not r.get("pending"),
-                  "reachable and fenced" if not r.get("pending") else
-                  f"{r['conn_id']} unreachable: bring it back first")
+                  ("a standby in recovery: takes no writes" if r.get("in_recovery") else "reachable and fenced")
+                  if not r.get("pending") else f"{r['conn_id']} unreachable: bring it back first")
              for r in results]
+    hard = []
+    promoted = _promoted_postgres(run)
+    for db in run.topology.databases:
+        if db.engine == "postgres" and promoted.get(db.name):
+            ok, why = check_rebuilt(db.name, db.primary_conn_id, promoted[db.name])
+            hard.append(Gate(f"postgres_rebuilt/{db.name}", ok, why))
+    gates += hard
     ok = all(g.ok for g in gates)
+    if not ok and run.request.force and any(not g.ok for g in hard):
+        raise GatesFailedError("; ".join(f"{g.name}: {g.detail}" for g in hard if not g.ok) +
+                               "; force does not lift this (DR's writes would be lost); nothing was changed")
     if ok and run.state.fencing.site == "primary" and run.state.fencing.status == "pending":
         run._change(lambda s, at: s.fence_confirmed("primary", None, at=at))
     decision = GateDecision(ok or run.request.force, tuple(gates), forced=run.request.force and not ok,
@@ -264,7 +278,8 @@ def step_fence(run: StepRunner) -> dict[str, Any]:
     if run.info.kind == "drill":
         return {"skipped": True, "detail": "a drill fences nothing: the live sites keep running"}
     site = run.from_site if run.info.kind != "failback" else "dr"
-    results = fence_site(run.topology, site)
+    # Failing back, a DR standby that the failover did not promote takes no writes: fenced as it is.
+    results = fence_site(run.topology, site, standby_ok=run.info.kind == "failback")
     pending = [r["conn_id"] for r in results if r.get("pending")]
     rid = run.info.run_id
     if pending:
@@ -301,7 +316,7 @@ def step_dr_stack(run: StepRunner) -> dict[str, Any]:
     from multicloud_dr.terraform.plan_store import PlanStore
     from multicloud_dr.terraform.stacks import StackRef, TerraformSettings, run_key
 
-    settings = TerraformSettings.load()
+    settings = TerraformSettings.load(run.topology)
     ref = StackRef(config.cloud, config.environment, config.stack)
     outputs = provision.stack_outputs(ref, settings)
     if outputs.values:
@@ -311,7 +326,7 @@ def step_dr_stack(run: StepRunner) -> dict[str, Any]:
     store = PlanStore.from_service(blob_service_client(settings.storage_conn_id), settings.plan_location)
     plan = provision.plan_stack(ref, settings, "apply", store, run_key(run.info.run_id))
     approval = run.detail("approval") or {}
-    if not plan.has_changes:
+    if not plan.changes:
         return {"skipped": True, "stack": ref.label, "detail": "the plan has no changes"}
     applied = provision.apply_stack(ref, settings, store, plan.plan_url, plan.plan_sha256,
                                     applied_by={"approved_by": approval.get("approved_by") or approval.get("how")},
@@ -338,6 +353,9 @@ def step_data(run: StepRunner) -> dict[str, Any]:
 
 
 def _resync(run: StepRunner) -> dict[str, Any]:
+    """Failback's data step: each MySQL database copied back to the primary (failover/resync.py), each PostgreSQL
+    database whose standby the failover promoted given back to the rebuilt old primary (failover/pg_failback.py)."""
+    from multicloud_dr.failover.pg_failback import promote_back
     from multicloud_dr.failover.resync import resync_primary
 
     holders = _data_holders(run)
@@ -347,6 +365,10 @@ def _resync(run: StepRunner) -> dict[str, Any]:
         if source is None:
             continue
         outcomes.append({"method": "resync", **resync_primary(run.topology, db, source_conn_id=source)})
+    promoted = _promoted_postgres(run)
+    for db in run.topology.databases:
+        if db.engine == "postgres" and promoted.get(db.name):
+            outcomes.append(promote_back(db.name, db.primary_conn_id, promoted[db.name]))
     return {"outcomes": outcomes}
 
 
@@ -358,6 +380,13 @@ def _data_holders(run: StepRunner) -> dict[str, str]:
         if outcome.get("method") in ("promote", "restore"):
             holders.setdefault(outcome["database"], outcome["target"])
     return holders
+
+
+def _promoted_postgres(run: StepRunner) -> dict[str, str]:
+    """PostgreSQL database -> the DR connection the last failover promoted for it, from its report."""
+    report = latest_report(run.topology, run.store, kind="failover")
+    return {o["database"]: o["target"] for o in (report or {}).get("data", [])
+            if o.get("engine") == "postgres" and o.get("method") == "promote"}
 
 
 def _data_outcome(run: StepRunner) -> dict[str, Any] | None:

@@ -40,8 +40,12 @@ def site_databases(topology: Topology, site: str, *, engine: str | None = None,
 
 
 def fence_site(topology: Topology, site: str, *, unfence: bool = False, engine: str | None = None,
-               database: str | None = None) -> list[dict[str, Any]]:
-    """Fence (or unfence) every chosen database of `site`; one result per database (`pending`: unreachable)."""
+               database: str | None = None, standby_ok: bool = False) -> list[dict[str, Any]]:
+    """Fence (or unfence) every chosen database of `site`; one result per database (`pending`: unreachable).
+    `standby_ok`: a PostgreSQL standby counts as fenced (`in_recovery`), left untouched, where otherwise fencing
+    it is refused (fence.StandbyError)."""
+    from functools import partial
+
     from multicloud_dr.failover import fence
 
     results = []
@@ -49,7 +53,7 @@ def fence_site(topology: Topology, site: str, *, unfence: bool = False, engine: 
         if db.engine == "mysql":
             step = fence.unfence_mysql if unfence else fence.fence_mysql
         else:
-            step = fence.unfence_postgres if unfence else fence.fence_postgres
+            step = fence.unfence_postgres if unfence else partial(fence.fence_postgres, standby_ok=standby_ok)
         results.append({"database": db.name, "engine": db.engine, "conn_id": conn_id,
                         **step(conn_id, db.app_users).to_dict()})
     return results
@@ -64,7 +68,8 @@ def fence_returning_site(topology: Topology, store: Any = None) -> dict[str, Any
     if state is None or state.fencing.status != "pending" or state.fencing.site is None:
         return {"pending": False, "fenced": False, "detail": "no fencing is pending"}
     site = state.fencing.site
-    results = fence_site(topology, site)
+    # A returning PostgreSQL primary that has been rebuilt as a standby of DR meanwhile takes no writes: fenced.
+    results = fence_site(topology, site, standby_ok=True)
     unreachable = [r["conn_id"] for r in results if r.get("pending")]
     if unreachable:
         log.warning("fencing of %s is pending and it is still unreachable (%s): nothing to do yet", site,

@@ -512,6 +512,34 @@ class PostgresService(Service):
                 f"?{query}")
 
 
+    def base_backup_from(self, source: PostgresService) -> None:
+        """This server's (empty) data directory made a streaming standby of `source`: pg_basebackup -R."""
+        self._own_dir()
+        self._install_tls()
+        # pg_basebackup -R writes these into primary_conninfo: the standby streams over verified TLS.
+        env = {**os.environ, "PGPASSWORD": self.secrets.pg_repl,  # never argv
+               "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.tls_dir / "ca.pem")}
+        with open(self.log_file, "ab") as log:
+            result = subprocess.run(
+                as_postgres([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(source.port),
+                             "-U", PG_REPL_USER, "-D", str(self.data), "-R", "-X", "stream", "-c", "fast"]),
+                stdout=log, stderr=subprocess.STDOUT, env=env, check=False, cwd=self.dir,
+            )
+        if result.returncode != 0:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise ServiceFailedError(f"pg_basebackup failed for {self.name}:\n{process.excerpt(self.log_file)}")
+        if IS_ROOT:
+            shutil.chown(self.log_file, "postgres", "postgres")
+
+    def rebuild_as_standby_of(self, source: PostgresService) -> None:
+        """Stop this server, replace its data with a base backup of `source`, and start it as `source`'s standby:
+        what an operator does to an old primary before failing back to it (failover/pg_failback.py)."""
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.base_backup_from(source)
+        self.start()
+
+
 class PostgresPrimary(PostgresService):
     name = "pg-primary"
     plays = "RDS PostgreSQL primary"
@@ -540,6 +568,11 @@ class PostgresPrimary(PostgresService):
 
     def bootstrap(self) -> None:
         with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            if cur.fetchone()[0]:
+                log.info("%s is a standby now (rebuilt from the DR server for a failback): its roles and "
+                         "database come from there", self.name)
+                return
             # A fenced primary makes new sessions read-only (default_transaction_read_only): the lab's own
             # setup still writes; it never lifts the fence itself.
             cur.execute("SET SESSION default_transaction_read_only = off")
@@ -569,22 +602,7 @@ class PostgresStandby(PostgresService):
     def prepare(self) -> None:
         if (self.data / "PG_VERSION").exists():
             return
-        self._own_dir()
-        self._install_tls()
-        # pg_basebackup -R writes these into primary_conninfo: the standby streams over verified TLS.
-        env = {**os.environ, "PGPASSWORD": self.secrets.pg_repl,  # never argv
-               "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.tls_dir / "ca.pem")}
-        with open(self.log_file, "ab") as log:
-            result = subprocess.run(
-                as_postgres([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
-                             "-U", PG_REPL_USER, "-D", str(self.data), "-R", "-X", "stream", "-c", "fast"]),
-                stdout=log, stderr=subprocess.STDOUT, env=env, check=False, cwd=self.dir,
-            )
-        if result.returncode != 0:
-            shutil.rmtree(self.data, ignore_errors=True)
-            raise ServiceFailedError(f"pg_basebackup failed for {self.name}:\n{process.excerpt(self.log_file)}")
-        if IS_ROOT:
-            shutil.chown(self.log_file, "postgres", "postgres")
+        self.base_backup_from(self.primary)
 
     def describe(self) -> str:
         with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
