@@ -8,7 +8,9 @@ repaired. Params: **mode** (`planned`, `emergency`), **dry_run**, **force** with
 so a primary whose fencing was still pending is fenced now) -> **approve** (the evidence as Markdown; four eyes
 in production, F31) -> **record_approval** -> **fence** DR (its writes stop) -> **data** (a fresh backup of each DR
 database restored into the primary, written to its binlog so the primary's own replicas follow, then compared
-table by table with chunked checksums: any difference fails the run) -> **unfence** the primary -> **app** (the
+table by table with chunked checksums: any difference fails the run; a PostgreSQL database whose standby the
+failover promoted: the old primary, rebuilt as a standby of DR beforehand, replays all DR wrote and is promoted,
+and until it is rebuilt the gates stop the run, even forced) -> **unfence** the primary -> **app** (the
 primary's deployments scaled up) -> **health** (F33) -> **traffic** back (never zero targets, F24) -> **verify**
 (read back; the primary becomes active) -> **finish** (the report, next to the DR state).
 
