@@ -7,6 +7,12 @@ the Terraform configuration: one mapped **plan** per (cloud, environment, stack)
 `terraform plan -detailed-exitcode -lock=false` in its own root: exit 0 is in sync, 2 is drift. A plan
 that fails fails only its own mapped task, so one broken root does not hide the others.
 
+Each plan also records what it found (in sync, drift with the counts per resource type, or failed with the
+error) as `<terraform.plan_location>/drift/<cloud>/<environment>/<stack>.json`, overwriting the check before.
+The failover's evidence reads the record of its DR stack (`failover.dr_stack`): drift there stops its gate
+"drift"; a record older than 48 h is shown as stale. A record that cannot be written fails the plan task (it
+is retried): a check the failover cannot see has not happened.
+
 **summary** lists every stack (in sync, drift with the counts per resource type, or no result) in its log
 and fails when anything drifted or could not be planned: the failure is the alert, sent to the channels
 configured in `notify` (SMTP, Slack webhook); the message says which stacks and what changed. Nothing is

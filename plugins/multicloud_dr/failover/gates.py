@@ -28,6 +28,7 @@ class Evidence:
     replica_lag_seconds: dict[str, float | None] = field(default_factory=dict)  # check -> lag; None: stopped/unknown
     replica_detail: dict[str, str] = field(default_factory=dict)
     drifted_stacks: tuple[str, ...] = ()                                         # "azure/dr/failover", ...
+    drift_detail: str = "no drift"                  # what the drift check said when nothing drifted (or not checked)
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,13 @@ def decide_gates(evidence: Evidence, limits: Limits, *, force: bool = False, rea
         gates.append(Gate("drift", False, f"the DR stack drifted from its Terraform code: "
                                           f"{', '.join(evidence.drifted_stacks)} (run terraform_drift, review)"))
     else:
-        gates.append(Gate("drift", True, "no drift"))
+        gates.append(Gate("drift", True, evidence.drift_detail))
     ok = all(g.ok for g in gates)
     return GateDecision(ok or force, tuple(gates), forced=force and not ok, reason=reason if force else None)
 
 
-def evidence_from_report(report: HealthReport, drifted_stacks: tuple[str, ...] = ()) -> tuple[Evidence, Limits]:
+def evidence_from_report(report: HealthReport, drifted_stacks: tuple[str, ...] = (),
+                         drift_detail: str = "no drift") -> tuple[Evidence, Limits]:
     """The gates' evidence and limits from a replication health report (its checks' values and thresholds)."""
     ages: dict[str, float | None] = {}
     lags: dict[str, float | None] = {}
@@ -120,5 +122,5 @@ def evidence_from_report(report: HealthReport, drifted_stacks: tuple[str, ...] =
             details[check.name] = check.detail
             if check.threshold is not None:
                 lag_limits[check.name] = check.threshold
-    return (Evidence(ages, lags, details, tuple(drifted_stacks)),
+    return (Evidence(ages, lags, details, tuple(drifted_stacks), drift_detail),
             Limits(backup_limit, lag_limits))

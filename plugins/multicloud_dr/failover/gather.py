@@ -10,8 +10,11 @@ heartbeat row:
 - `health`: each site's app, one GET of its health URL;
 - `traffic` and `dns_ttls`: each traffic layer, and the TTL resolvers may keep serving the old answer for;
 - `dr_stack`: the failover stack's published Terraform outputs (an Airflow Variable, or AIRFLOW_VAR_* in a shell);
-- `drift`: what terraform_drift found. That DAG keeps its result only in its own runs' XComs, which nothing outside
-  that run can read, so this is "unknown" (and says so) unless a caller hands a result in;
+- `drift`: what terraform_drift last found for the failover stack (`failover.dr_stack`), from the record each of its
+  checks writes next to the saved plans (terraform/drift_record.py). Only a record of drift stops the gate "drift";
+  no record, one older than `DRIFT_STALE_SECONDS`, a failed check or an unreadable record is shown as such (never
+  as in sync) and leaves the decision to the approver. A stale record of drift still counts as drift: nothing
+  since says the stack was mended;
 - `last_drill`: the last failover drill (the DR state's history) and each database's last restore drill report.
 
 The site being left may be down. Nothing here raises for a server that does not answer: each part records
@@ -33,19 +36,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multicloud_dr.config import CloudflareLayer, Route53Layer, Topology
 from multicloud_dr.failover.evidence import evidence_markdown
 from multicloud_dr.failover.gates import REPLICA_KINDS, Gate, GateDecision, decide_gates, evidence_from_report
 from multicloud_dr.replication.result import ERROR, OK, CheckResult, HealthReport
 
+if TYPE_CHECKING:
+    from multicloud_dr.terraform.drift_record import StoredDriftCheck
+
 log = logging.getLogger(__name__)
 
 GATHER_SECONDS = 25.0       # the whole gathering; a part still running then is recorded as unanswered
 HEALTH_PROBE_SECONDS = 3.0  # one GET of a site's health URL (connect and read each)
-DRIFT_UNKNOWN = ("terraform_drift keeps its result only in its own runs (the summary task's XCom), which this step "
-                 "cannot read: check the last terraform_drift run before approving")
+DRIFT_STALE_SECONDS = 48 * 3600  # terraform_drift runs daily: a record older than two runs means it stopped checking
+DRIFT_UNKNOWN = ("terraform_drift has recorded no check of this stack (is it in terraform.drift_targets?): run "
+                 "terraform_drift, or read its last run, before approving")
 
 # Imported before the parts' threads start: modules first imported by two threads at once can deadlock on the import
 # lock (CPython raises _DeadlockError in one of them), and the libraries below import these lazily.
@@ -54,7 +61,8 @@ PART_MODULES = ("multicloud_dr.backup.verify", "multicloud_dr.connections.aws", 
                 "multicloud_dr.replication.consistency", "multicloud_dr.replication.dms",
                 "multicloud_dr.replication.freshness", "multicloud_dr.replication.health",
                 "multicloud_dr.replication.mysql", "multicloud_dr.replication.postgres", "multicloud_dr.restore.drill",
-                "multicloud_dr.state.dr_state", "multicloud_dr.terraform.outputs", "multicloud_dr.traffic.cloudflare",
+                "multicloud_dr.state.dr_state", "multicloud_dr.terraform.drift_record",
+                "multicloud_dr.terraform.outputs", "multicloud_dr.traffic.cloudflare",
                 "multicloud_dr.traffic.cloudfront", "multicloud_dr.traffic.route53", "multicloud_dr.traffic.switch",
                 "azure.core.exceptions", "azure.storage.blob", "boto3", "botocore.exceptions", "psycopg2", "pymysql",
                 "requests")
@@ -187,10 +195,71 @@ def read_dr_stack(topology: Topology) -> dict[str, Any]:
             "detail": f"{len(outputs)} output(s) published" if outputs else "published with no outputs"}
 
 
-def read_drift(topology: Topology) -> dict[str, Any]:
-    stack = topology.failover.dr_stack
-    label = None if stack is None else f"{stack.cloud}/{stack.environment}/{stack.stack}"
-    return {"checked": False, "status": "unknown", "drifted": [], "stack": label, "detail": DRIFT_UNKNOWN}
+def _first_line(err: BaseException) -> str:
+    """An exception's first line, without secrets (an Azure error's other lines are its request id, time and XML)."""
+    lines = str(err).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else type(err).__name__
+    return f"{type(err).__name__}: {_scrubbed(text)[:500]}"
+
+
+def _scrubbed(text: str) -> str:
+    return _URI_PASSWORD.sub(r"\1***@", _SECRET.sub(r"\1***", text))
+
+
+def read_drift(topology: Topology, service: Any = None) -> dict[str, Any]:
+    """What the newest drift check of the failover stack found (its record; see the module's docstring). Never
+    raises: a record that cannot be read is "unknown", with the reason. `service`: a BlobServiceClient (default:
+    `terraform.storage_conn_id`'s)."""
+    from multicloud_dr.terraform.drift_record import READ_OPTIONS, DriftRecords
+    from multicloud_dr.terraform.stacks import StackRef, TerraformSettings
+
+    config = topology.failover.dr_stack
+    if config is None:
+        return {"checked": False, "status": "not configured", "drifted": [], "stack": None,
+                "detail": "no failover.dr_stack in the topology: there is no failover stack to check for drift"}
+    label = f"{config.cloud}/{config.environment}/{config.stack}"
+    try:
+        ref = StackRef(config.cloud, config.environment, config.stack)
+        records = DriftRecords.for_settings(TerraformSettings.load(topology), service)
+        stored = records.read(ref, **READ_OPTIONS)
+    except Exception as err:   # evidence: an unreadable record is a fact to show, not a reason to stop
+        line = _first_line(err)
+        log.warning("evidence: the drift record of %s could not be read: %s", label, line)
+        return {"checked": False, "status": "unknown", "drifted": [], "stack": label, "error": line,
+                "detail": f"the drift record could not be read ({line}): check the last terraform_drift run "
+                          f"before approving"}
+    return drift_facts(label, stored, str(records.url(ref)))
+
+
+def drift_facts(label: str, stored: StoredDriftCheck | None, url: str) -> dict[str, Any]:
+    """The evidence's `drift` from the stack's record (None: there is none at `url`). `checked` is True only for a
+    recent check that ran (in sync or drifted); `drifted` lists the stack when its newest record, recent or stale,
+    found drift (the gate "drift" then fails)."""
+    from multicloud_dr.terraform.drift_record import DRIFTED, IN_SYNC
+
+    facts: dict[str, Any] = {"checked": False, "status": "unknown", "drifted": [], "stack": label, "record": url}
+    if stored is None:
+        return {**facts, "detail": f"no drift record at {url}: {DRIFT_UNKNOWN}"}
+    check = stored.check
+    facts.update(checked_at=check.checked_at.isoformat(), run_id=check.run_id,
+                 age_seconds=round(stored.age_seconds, 1), changes=check.changes)
+    found = f"{check.checked_at.isoformat()} (run {check.run_id or '?'})"
+    detail = _scrubbed(check.detail)
+    drifted = [label] if check.status == DRIFTED else []
+    if stored.age_seconds > DRIFT_STALE_SECONDS:
+        said = {IN_SYNC: "in sync", DRIFTED: f"drift: {detail}"}.get(check.status, f"a failed check: {detail}")
+        return {**facts, "status": "stale", "drifted": drifted,
+                "detail": f"the newest check is {_age(stored.age_seconds)} old (more than "
+                          f"{DRIFT_STALE_SECONDS // 3600} h), from {found}, and found {said}; terraform_drift has "
+                          f"not checked this stack since: run it"}
+    if check.status == IN_SYNC:
+        return {**facts, "checked": True, "status": IN_SYNC, "detail": f"in sync at {found}"}
+    if check.status == DRIFTED:
+        return {**facts, "checked": True, "status": DRIFTED, "drifted": drifted,
+                "detail": f"drifted at {found}: {detail}; fix it with environment_provision (action=apply) after "
+                          f"reviewing its plan"}
+    return {**facts, "status": check.status, "detail": f"the check at {found} failed: {detail}; see that "
+                                                       f"terraform_drift run's log"}
 
 
 def read_last_drill(topology: Topology, store: Any = None) -> dict[str, Any] | None:
@@ -237,6 +306,7 @@ def _parts(topology: Topology, store: Any) -> list[tuple[str, str | None, Callab
         ("traffic", None, lambda: read_traffic(topology)),
         ("dns_ttls", None, lambda: read_dns_ttls(topology)),
         ("dr_stack", None, lambda: read_dr_stack(topology)),
+        ("drift", None, lambda: read_drift(topology)),
         ("last_drill", None, lambda: read_last_drill(topology, store)),
     ]
     for db in topology.mysql_databases():
@@ -254,7 +324,8 @@ def _errors(evidence: dict[str, Any]) -> list[str]:
     """Every part that could not be read, one line each (for the approver, and for the log). An unhealthy app is
     not one of them: it answered, and its table says how."""
     found = []
-    for section in ("replication", "traffic", "dns_ttls", "dr_stack", "last_drill", "backups", "primary_databases"):
+    for section in ("replication", "traffic", "dns_ttls", "dr_stack", "drift", "last_drill", "backups",
+                    "primary_databases"):
         value = evidence.get(section)
         if not isinstance(value, dict):
             continue
@@ -313,7 +384,6 @@ def gather_evidence(topology: Topology, target_site: str, *, store: Any = None,
     for site, health in evidence["health"].items():
         if "error" in health:
             evidence["health"][site] = {"healthy": False, "detail": health["error"], "url": None}
-    evidence["drift"] = read_drift(topology)
     evidence["errors"] = _errors(evidence)
     evidence["seconds"] = dict(sorted(seconds.items()))
     evidence["gathered_in_seconds"] = round(time.monotonic() - t0, 3)
@@ -355,8 +425,11 @@ def decide(topology: Topology, evidence: dict[str, Any], *, force: bool, reason:
     of the freshness check and the newest verified backup found for the restore; one that could not be checked fails
     its gate saying so. `uses_replica`: the data step promotes a replica."""
     report = _report(topology, evidence)
-    drifted = tuple((evidence.get("drift") or {}).get("drifted") or ())
-    found, limits = evidence_from_report(report, drifted)
+    drift = evidence.get("drift") or {}
+    drifted = tuple(drift.get("drifted") or ())
+    # A passing drift gate says whether the stack was checked: "not checked" must not read as "no drift".
+    said = "no drift" if drift.get("checked") else f"drift not checked ({drift.get('status') or 'unknown'})"
+    found, limits = evidence_from_report(report, drifted, said if drift else "no drift")
     lags = dict(found.replica_lag_seconds)
     unreadable: dict[str, str] = {}
     for check in report.checks:

@@ -181,8 +181,10 @@ class TerraformPublishOutputsOperator(_TerraformOperator):
 
 
 class TerraformDriftOperator(_RunsTerraform):
-    """Plan one stack (`target`: {cloud, environment, stack}) without locking or storing anything; returns
-    "in_sync" or "drift" with the counts per resource type. A failed plan fails the task (and only it)."""
+    """Plan one stack (`target`: {cloud, environment, stack}) without locking anything; returns "in_sync" or
+    "drift" with the counts per resource type, and records the same (terraform/drift_record.py: one blob per
+    stack, overwritten by each check, which the failover's evidence reads). A failed plan is recorded as "failed"
+    and fails the task (and only it); so does a record that cannot be written (it is retried)."""
 
     template_fields: Sequence[str] = ("target",)
 
@@ -191,8 +193,12 @@ class TerraformDriftOperator(_RunsTerraform):
         self.target = target
 
     def execute(self, context: Context) -> dict:
-        from multicloud_dr.terraform.provision import check_drift
+        from multicloud_dr.terraform.drift_record import check_and_record_drift
         from multicloud_dr.terraform.stacks import StackRef
 
-        ref = StackRef(self.target["cloud"], self.target["environment"], self.target["stack"])
-        return run_step(lambda: check_drift(ref, _settings(), on_runner=self._track).to_dict())
+        def step() -> dict:
+            ref = StackRef(self.target["cloud"], self.target["environment"], self.target["stack"])
+            result, record = check_and_record_drift(ref, _settings(), context["run_id"], on_runner=self._track)
+            return {**result.to_dict(), "record": str(record)}
+
+        return run_step(step)
