@@ -44,6 +44,7 @@ from multicloud_dr.failover.orchestrator import (
     report_blob,
     run_all,
 )
+from multicloud_dr.failover.pg_failback import compare_tables
 from multicloud_dr.failover.request import FailoverRequest
 from multicloud_dr.failover.site_fence import fence_returning_site
 from multicloud_dr.lab.settings import APP_USER, SAMPLE_DATABASE
@@ -505,6 +506,8 @@ def test_postgres_failback_waits_for_the_old_primary_rebuilt_as_a_standby_then_p
     assert _probe_rows("postgres_primary") is None           # nothing copied over it
     assert postgres_takes_writes("postgres_standby")         # DR still the one primary
     assert fo.store.read()[0].active_site == "dr"
+    differs = compare_tables(SAMPLE_DATABASE, "postgres_standby", "postgres_primary")
+    assert not differs["public.failback_probe"]["equal"]     # the comparison the data step makes sees DR's rows
 
     # The operator rebuilds it as DR's standby; DR keeps taking writes meanwhile.
     lab.pg_primary.rebuild_as_standby_of(lab.pg_standby)
@@ -515,6 +518,7 @@ def test_postgres_failback_waits_for_the_old_primary_rebuilt_as_a_standby_then_p
     assert back["outcome"] == "succeeded" and back["active_site"] == "primary"
     (outcome,) = next(s for s in back["steps"] if s["name"] == "data")["detail"]["outcomes"]
     assert (outcome["method"], outcome["target"], outcome["already"]) == ("promote_back", "postgres_primary", False)
+    assert outcome["checked_tables"] == len(differs) and outcome["rows"] >= 2
     assert _probe_rows("postgres_primary") == {"written on DR before the rebuild", "written on DR after the rebuild"}
     assert postgres_takes_writes("postgres_primary")         # out of recovery, writable
     assert not _new_sessions_read_only("postgres_primary")   # unfenced: the app's sessions may write

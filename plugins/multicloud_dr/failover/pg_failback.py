@@ -12,8 +12,10 @@ from DR into an empty data directory, or `pg_rewind` against DR and then `standb
   history (unfencing it would split the brain, and copying over it would lose DR's writes): the gate fails and
   `force` does not lift it.
 - `promote_back` (the failback's data step, after DR was fenced): wait until the old primary has replayed all
-  WAL up to DR's current position, then promote it (`pg_promote`), verified by `pg_is_in_recovery()` being
-  false. A retried step finds it promoted already and changes nothing.
+  WAL up to DR's current position; compare every table of the database on both (row count and an
+  order-independent sum of per-row hashes: the physical copy should be identical, and a difference means DR
+  still took writes, so nothing is promoted); then promote it (`pg_promote`), verified by `pg_is_in_recovery()`
+  being false. A retried step finds it promoted already and changes nothing.
 
 DR stays as it is afterwards (fenced, out of recovery, on its own timeline): to protect the primary again it is
 rebuilt as a standby of the primary, as the old primary was of DR.
@@ -131,9 +133,45 @@ def promote_back(database: str, primary_conn_id: str, dr_conn_id: str, *,
                                f"failback again")
         time.sleep(POLL_SECONDS)
         replayed = _standby_facts(primary_conn_id, database)["replayed"]
-    log.info("%s replayed all of %s's WAL (up to %s): promoting it", primary_conn_id, dr_conn_id, target)
+    tables = compare_tables(database, dr_conn_id, primary_conn_id)
+    differing = sorted(name for name, entry in tables.items() if not entry["equal"])
+    if differing:
+        raise PromoteError(f"{database} on {primary_conn_id} differs from {dr_conn_id} after the replay in "
+                           f"{len(differing)} table(s): {', '.join(differing[:10])}. Did DR take writes after its "
+                           f"fence? Nothing was promoted; fence DR and run the failback again")
+    log.info("%s replayed all of %s's WAL (up to %s), %d tables equal: promoting it", primary_conn_id, dr_conn_id,
+             target, len(tables))
     result = promote_postgres(primary_conn_id, timeout=timeout)
     return {**out, "already": result.already_promoted, "waited_for_lsn": target, "replayed_lsn": replayed,
+            "checked_tables": len(tables), "rows": sum(t["rows"] for t in tables.values()),
             "positions": result.to_dict(), "seconds": round(time.monotonic() - t0, 3),
             "detail": (f"{primary_conn_id} caught up with {dr_conn_id} at LSN {target} and was promoted; rebuild "
                        f"{dr_conn_id} as its standby to protect it again")}
+
+
+_TABLES = ("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+           "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+           "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2")
+
+
+def _table_sums(conn_id: str, database: str) -> dict[str, tuple[int, int]]:
+    from psycopg2 import sql
+
+    sums = {}
+    with _connect(conn_id, database) as conn, conn.cursor() as cur:
+        cur.execute(_TABLES)
+        for schema, table in cur.fetchall():
+            # One pass, no sort, no memory per row: a count and the sum of each row's text hash.
+            cur.execute(sql.SQL("SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0) FROM {}.{} t")
+                        .format(sql.Identifier(schema), sql.Identifier(table)))
+            count, total = cur.fetchone()
+            sums[f"{schema}.{table}"] = (int(count), int(total))
+    return sums
+
+
+def compare_tables(database: str, source_conn_id: str, target_conn_id: str) -> dict[str, dict[str, Any]]:
+    """Every table of `database` (partitions and their parents alike), source against target: row count and the
+    sum of per-row hashes. A table on one side only differs."""
+    ours, theirs = _table_sums(source_conn_id, database), _table_sums(target_conn_id, database)
+    return {name: {"equal": ours.get(name) == theirs.get(name), "rows": (ours.get(name) or theirs[name])[0]}
+            for name in sorted(set(ours) | set(theirs))}
