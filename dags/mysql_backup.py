@@ -75,6 +75,7 @@ with DAG(
                 location=backup.location,
                 storage_conn_id=backup.storage_conn_id,
                 codec=backup.codec,
+                lease_seconds=backup.lease_seconds,
                 execution_timeout=timedelta(hours=6),
             )
             verify = VerifyBackupOperator(

@@ -70,6 +70,10 @@ class BackupConfig(Strict):
     codec: Literal["zstd", "gzip"] = "zstd"
     copies: list[CopyConfig] = []
     retention: RetentionConfig = RetentionConfig()
+    # The lease a backup holds on its `.lease` blob while it writes (Azure allows 15 to 60 s; renewed every third
+    # of it). A killed backup's lease frees itself this long after its last renewal, and only then can its retry
+    # take over: a shorter lease lets a retry start sooner, a longer one rides out longer storage hiccups.
+    lease_seconds: int = Field(60, ge=15, le=60)
 
     @field_validator("location")
     @classmethod

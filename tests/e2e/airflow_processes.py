@@ -243,11 +243,15 @@ class SlowLink:
 
 
 # -- what the tests' Airflow reads ---------------------------------------------------------------------------------
-def fault_topology(path: Path, database: str, source_conn_id: str, location: str) -> Path:
-    """The project's topology with one MySQL database (no replica, no copies) backed up under `location`."""
+def fault_topology(path: Path, database: str, source_conn_id: str, location: str,
+                   lease_seconds: int | None = None) -> Path:
+    """The project's topology with one MySQL database (no replica, no copies) backed up under `location`
+    (`lease_seconds`: the backup's lease, else the shipped one)."""
     data = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
     data["databases"] = [{"name": database, "engine": "mysql", "primary_conn_id": source_conn_id}]
     data["backup"] = {**data["backup"], "location": location, "copies": []}
+    if lease_seconds is not None:
+        data["backup"]["lease_seconds"] = lease_seconds
     data["replication"] = {**data["replication"], "dms": []}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -480,12 +484,13 @@ def backup_prefix(tag: str, delete_blob_prefix, container: str = "dr-backups"):
 @contextlib.contextmanager
 def backup_dag_under_airflow(home: Path, database: str, root: StorageUrl, link_bytes_per_second: int,
                              retry_delay_seconds: float, extra_env: dict[str, str] | None = None,
-                             separate: bool = False):
+                             separate: bool = False, lease_seconds: int | None = None):
     """The shipped mysql_backup DAG under real Airflow processes in a fresh home, pointed at `database`
     through a SlowLink, with the dump's retry delay set to `retry_delay_seconds`: (airflow, api, link)."""
     link = SlowLink(get_endpoint("mysql_primary").port, link_bytes_per_second)
     env = {
-        "MULTICLOUD_DR_TOPOLOGY": str(fault_topology(home / "topology.yaml", database, SLOW_CONN, str(root))),
+        "MULTICLOUD_DR_TOPOLOGY": str(fault_topology(home / "topology.yaml", database, SLOW_CONN, str(root),
+                                                     lease_seconds)),
         f"AIRFLOW_CONN_{SLOW_CONN.upper()}": link.connection_uri(os.environ["AIRFLOW_CONN_MYSQL_PRIMARY"]),
         "PYTHONPATH": os.pathsep.join(filter(None, [
             str(retry_delay_policy(home / "policy", BACKUP_DAG_ID, retry_delay_seconds)),

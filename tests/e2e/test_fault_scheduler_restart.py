@@ -13,8 +13,8 @@ The project's `mysql_backup` DAG runs as shipped, pointed (MULTICLOUD_DR_TOPOLOG
   every 5 s (orphaned_tasks_check_interval, default 300 s), so this happens during the dump, not after it.
 - graceful: the scheduler gets SIGTERM (what `systemctl restart` or a pod rollout sends first), which makes a
   LocalExecutor wait for its running tasks; it is started again once it has exited.
-A cluster policy sets the retry delay to 10 s (shipped: 2 min), so a try that ends on the lease the other one
-held is retried within the test.
+A cluster policy sets the retry delay to 10 s (shipped: 2 min), and the backup's lease is 15 s (shipped: 60 s), so
+a try that ends on the lease the other one held is retried, and takes the lease over, within the test.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def airflow(lab, scratch_db, backup_store, tmp_path_factory):
     with backup_dag_under_airflow(home, scratch_db[0], backup_store[0], LINK_BYTES_PER_SECOND, RETRY_DELAY_SECONDS,
                                   extra_env={"AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
                                              "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5"},
-                                  separate=True) as (airflow, api, _link):
+                                  separate=True, lease_seconds=15) as (airflow, api, _link):
         yield airflow, api
 
 

@@ -13,9 +13,10 @@ test changes only what it must to see the fault in a few minutes:
   only the kernel can (the backup starts it with a parent-death signal);
 - killed are either the task runner's whole process group (`kill -9 -PGID`), or the task runner alone, as the
   OOM killer picks one process;
-- a cluster policy sets the dump's retry delay to 65 s (shipped: 2 min): still longer than the backup lease
-  (60 s), which the killed try held and could not release; `test_f20_a_retry_waits_out_the_killed_trys_lease`
-  checks that the shipped delay keeps that order.
+- the backup's lease is 15 s (`backup.lease_seconds`, the shortest Azure allows; shipped: 60 s) and a cluster
+  policy sets the dump's retry delay to 20 s (shipped: 2 min): still longer than the lease, which the killed try
+  held and could not release; `test_f20_a_retry_waits_out_the_killed_trys_lease` checks that the shipped delay
+  keeps that order.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ from .airflow_processes import (
 )
 
 DAG_ID = BACKUP_DAG_ID
-RETRY_DELAY_SECONDS = 65
+LEASE_SECONDS = 15
+RETRY_DELAY_SECONDS = 20
 DATABASE_MB = 20
 LINK_BYTES_PER_SECOND = 2 * 1024 * 1024
 
@@ -77,7 +79,7 @@ def backup_store(lab, delete_blob_prefix):
 def airflow(lab, scratch_db, backup_store, tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-f20")
     with backup_dag_under_airflow(home, scratch_db[0], backup_store[0], LINK_BYTES_PER_SECOND,
-                                  RETRY_DELAY_SECONDS) as (airflow, api, link):
+                                  RETRY_DELAY_SECONDS, lease_seconds=LEASE_SECONDS) as (airflow, api, link):
         yield airflow, api, link
 
 
@@ -195,4 +197,5 @@ def test_f20_a_retry_waits_out_the_killed_trys_lease(airflow_db):
     assert dumps
     for task in dumps:
         assert task.retries >= 1
-        assert task.retry_delay >= timedelta(seconds=BackupRequest.lease_seconds), task.task_id
+        assert task.lease_seconds == BackupRequest.lease_seconds == 60   # the shipped lease, the longest Azure allows
+        assert task.retry_delay >= timedelta(seconds=task.lease_seconds), task.task_id

@@ -33,7 +33,8 @@ class MySqlBackupOperator(BaseOperator):
     template_fields: Sequence[str] = ("source_conn_id", "database", "location", "storage_conn_id", "codec")
 
     def __init__(self, *, source_conn_id: str, database: str, location: str, storage_conn_id: str,
-                 codec: str = "zstd", lease_wait_seconds: float = 900.0, **kwargs: Any) -> None:
+                 codec: str = "zstd", lease_wait_seconds: float = 900.0, lease_seconds: int = 60,
+                 **kwargs: Any) -> None:
         # Each key of the summary is also its own XCom, so downstream tasks can take `.output["manifest"]`.
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
@@ -46,6 +47,7 @@ class MySqlBackupOperator(BaseOperator):
         # for the first one's lease instead of spending its retries on it: it ends when the first writes the
         # manifest (success, nothing written) or its lease frees itself (this try then takes over).
         self.lease_wait_seconds = lease_wait_seconds
+        self.lease_seconds = lease_seconds
         self._child: subprocess.Popen | None = None
 
     def execute(self, context: Context) -> dict:
@@ -56,7 +58,8 @@ class MySqlBackupOperator(BaseOperator):
         def step() -> dict:
             request = BackupRequest(source=get_endpoint(self.source_conn_id), database=self.database,
                                     root=StorageUrl.parse(self.location), logical_date=_logical_date(context),
-                                    codec=self.codec, lease_wait_seconds=self.lease_wait_seconds)
+                                    codec=self.codec, lease_wait_seconds=self.lease_wait_seconds,
+                                    lease_seconds=self.lease_seconds)
             return run_backup(request, _blob_service(self.storage_conn_id), on_child=self._track).to_dict()
 
         return run_step(step)
