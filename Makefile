@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 AZURITE_VERSION := 3.35.0
-DEBIAN_PACKAGES := mariadb-server mariadb-client postgresql zstd nodejs npm libmariadb-dev pkg-config gcc faketime
+DEBIAN_PACKAGES := mariadb-server mariadb-client postgresql zstd nodejs npm libmariadb-dev pkg-config gcc faketime chromium chromium-driver
 INSTALLED := $(VENV)/.installed
 AZURITE := .tools/azurite/.installed-$(AZURITE_VERSION)
 
