@@ -72,7 +72,9 @@ def _running_standalone(home: Path, extra_env: dict[str, str]):
     from multicloud_dr.lab.airflow_run import airflow_token, own_standalone
 
     with own_standalone(home, ROOT, dict(os.environ), extra_env, timeout=150, grace=10) as (url, passwords, _):
-        yield AirflowApi(url, airflow_token(url, "admin", passwords["admin"]))
+        api = AirflowApi(url, airflow_token(url, "admin", passwords["admin"]))
+        api.passwords = passwords   # the browser test signs in through the login page
+        yield api
 
 
 @pytest.fixture(scope="session")

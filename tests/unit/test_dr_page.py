@@ -26,8 +26,14 @@ def check(name, status="ok", value=1.0, threshold=30.0, detail="fine"):
 
 
 def latest(*checks, rpo=4.0):
+    """A replication_health event's extra: `checks` over every check the topology plans, the others ok."""
+    from multicloud_dr.replication.health import plan_checks
+
+    given = {c["name"]: c for c in checks}
+    planned = [given.pop(spec["name"], None) or check(spec["name"], threshold=spec.get("threshold") or 30.0)
+               for spec in plan_checks(load_topology(ROOT / "include" / "topology.yaml"))]
     return {"rpo_seconds": rpo, "rpo_target_seconds": 300, "status": "ok", "measured_at": NOW.isoformat(),
-            "checks": list(checks)}
+            "checks": planned + list(given.values())}
 
 
 def test_a_healthy_lab_is_ready_with_its_rpo_and_the_predicted_restore_as_rto(topology):
@@ -39,7 +45,8 @@ def test_a_healthy_lab_is_ready_with_its_rpo_and_the_predicted_restore_as_rto(to
 
 
 def test_a_stopped_replica_blocks_the_verdict_in_the_failovers_words(topology):
-    stopped = check("mysql_replica/petclinic", status="error", value=None, detail="io=Yes sql=No")
+    # A stopped SQL thread still reports the age of the newest heartbeat it applied: small, and no excuse.
+    stopped = check("mysql_replica/petclinic", status="breach", value=0.4, detail="io=Yes sql=No")
     said = verdict(topology, latest(stopped, check("backup_freshness/petclinic", value=60, threshold=93600)),
                    [], {}, "dr")
     assert said["ready"] is False

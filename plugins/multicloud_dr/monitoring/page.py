@@ -22,6 +22,8 @@ border-bottom:1px solid #eef} th{background:#f5f6fa}
 padding:.15rem 0;color:#fff} .strip .s-ok{background:#1e8e3e} .strip .s-failed{background:#c5221f}
 .strip .s-missing{background:#9aa0a6} .strip .s-running,.strip .s-queued{background:#f9ab00}
 .muted{color:#5f6368;font-size:.85rem} a{color:#1a57c9}
+.charts{display:flex;gap:1rem;flex-wrap:wrap} .charts figure{flex:1;min-width:320px;max-width:640px;margin:0}
+.charts figcaption{font-size:.8rem;color:#5f6368}
 """
 
 
@@ -123,8 +125,9 @@ def render(status: dict[str, Any]) -> str:
                f"{_e(rpo.get('events', 0))} events in {7} days</p>")
     history = rpo.get("history") or []
     target = float(status.get("rpo_target_seconds") or 0)
-    out.append(chart(history, target, now, 24, "24h"))
-    out.append(chart(history, target, now, 24 * 7, "7d"))
+    out.append("<div class='charts'><figure>" + chart(history, target, now, 24, "24h") +
+               "<figcaption>last 24 h</figcaption></figure><figure>" + chart(history, target, now, 24 * 7, "7d") +
+               "<figcaption>last 7 days</figcaption></figure></div>")
 
     out.append("<h2>Replication checks</h2><table data-dr='checks'><tr><th>check</th><th>status</th><th>value"
                "</th><th>threshold</th><th>detail</th><th>measured</th></tr>")

@@ -242,31 +242,28 @@ def read_drift_records(topology: Topology) -> list[dict[str, Any]]:
 
 
 def verdict(topology: Topology, latest: dict[str, Any] | None, drift: list[dict[str, Any]],
-            drills: dict[str, Any], site: str, failover_drill: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Ready or not, in words, by the failover's gates on the newest replication_health event."""
-    from multicloud_dr.failover.gates import decide_gates, evidence_from_report
-    from multicloud_dr.replication.result import CheckResult, HealthReport
+            drills: dict[str, Any], site: str, failover_drill: dict[str, Any] | None = None,
+            backups: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ready or not, in words: the failover's own gates (failover/gather.py `decide`) on the newest
+    replication_health event as its replication evidence, the failover stack's drift record and the newest
+    verified backups."""
+    from multicloud_dr.failover.gather import decide
 
     if not latest or not latest.get("checks"):
         return {"ready": False, "text": f"Not known whether a failover to {site} would work: replication_health "
                                         f"has recorded no checks yet", "gates": []}
-    report = HealthReport(latest.get("rpo_seconds"), latest.get("rpo_target_seconds") or topology.targets.rpo_seconds,
-                          latest.get("status") or "error",
-                          [CheckResult.from_dict(c) for c in latest["checks"]], latest.get("measured_at") or "", 0.0)
     stack = topology.failover.dr_stack
     label = None if stack is None else f"{stack.cloud}/{stack.environment}/{stack.stack}"
     mine = next((d for d in drift if d.get("stack") == label), None) if label else None
-    drifted = (mine["stack"],) if mine and mine.get("drifted") else ()
-    if label is None:
-        said = "no failover.dr_stack in the topology: no stack to drift"
-    elif mine is None or not mine.get("checked"):
-        said = f"drift not checked ({(mine or {}).get('status') or 'unknown'})"
-    else:
-        said = "no drift"
-    evidence, limits = evidence_from_report(report, drifted, said)
+    evidence: dict[str, Any] = {"replication": latest}
+    if label is not None:
+        evidence["drift"] = mine or {"checked": False, "status": "unknown", "drifted": []}
+    if isinstance(backups, dict):
+        evidence["backups"] = {name: b for name, b in backups.items() if b is None or "error" in b or
+                               b.get("age_seconds") is not None}
     promotes = any(db.failover_method in ("promote", "auto") for db in topology.databases)
-    decision = decide_gates(evidence, limits, uses_replica=promotes)
-    rpo = report.rpo_seconds
+    decision = decide(topology, evidence, force=False, reason=None, uses_replica=promotes)
+    rpo = latest.get("rpo_seconds")
     rto = _rto_estimate(drills, failover_drill)
     said_rpo = "RPO unknown" if rpo is None else f"RPO {_duration(rpo)}"
     said_rto = "RTO unknown (no restore drill yet)" if rto is None else f"RTO ~{_duration(rto)}"
@@ -346,7 +343,8 @@ def build_status(topology: Topology, api: AirflowApi, *, now: datetime | None = 
         "environment": topology.environment,
         "generated_at": now.isoformat(timespec="seconds"),
         "verdict": verdict(topology, latest, drift, restore_drills, target,
-                           (state.get("last") or {}).get("drill") if "error" not in state else None),
+                           (state.get("last") or {}).get("drill") if "error" not in state else None,
+                           got["backups"] if "error" not in got["backups"] else None),
         "rpo_seconds": (latest or {}).get("rpo_seconds"),
         "rpo_target_seconds": topology.targets.rpo_seconds,
         "rto_target_seconds": topology.targets.rto_seconds,
