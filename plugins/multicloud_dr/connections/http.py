@@ -112,3 +112,13 @@ class HttpConnection(ConnectionType):
 def http_session(ref: str | Endpoint | HttpConnection) -> HttpSession:
     """A session and base URL from an http connection id, URI or Endpoint."""
     return HttpConnection.from_ref(ref).http_session()
+
+
+def bearer_session(token: str):
+    """A requests session that sends `token` as a bearer: for Airflow's own REST API, which the Disaster recovery
+    page reads with the signed-in caller's token (monitoring/airflow_api.py) rather than through a connection."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session

@@ -25,8 +25,9 @@ def path(*parts: str) -> str:
 class AirflowApi:
     def __init__(self, base_url: str, token: str, session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        from multicloud_dr.connections.http import bearer_session
+
+        self.session = session or bearer_session(token)
 
     def get(self, route: str, **params: Any) -> dict[str, Any]:
         url = f"{self.base_url}/api/v2/{route.lstrip('/')}"
