@@ -29,18 +29,12 @@ import time
 from typing import Any
 
 from multicloud_dr.connections import get_endpoint
+from multicloud_dr.failover.data import _lsn
 
 log = logging.getLogger(__name__)
 
 CATCH_UP_SECONDS = 300
 POLL_SECONDS = 0.2
-
-
-def _lsn(text: str | None) -> int | None:
-    if not text:
-        return None
-    high, low = text.split("/")
-    return (int(high, 16) << 32) | int(low, 16)
 
 
 def _connect(conn_id: str, database: str):
