@@ -90,12 +90,22 @@ class VerifyBackupOperator(BaseOperator):
         from multicloud_dr.backup.layout import StorageUrl
         from multicloud_dr.backup.store import BackupStore
         from multicloud_dr.backup.verify import verify_backup
+        from multicloud_dr.monitoring import metrics
 
         url = StorageUrl.parse(self.manifest)
-        result = run_step(lambda: verify_backup(BackupStore(_blob_service(self.storage_conn_id), url.bucket), url))
+
+        def step():
+            store = BackupStore(_blob_service(self.storage_conn_id), url.bucket)
+            return store, verify_backup(store, url)
+
+        store, result = run_step(step)
         if result.status != "verified":
             # The stored bytes are wrong: reading them again will not change that.
             raise AirflowFailException(f"backup failed verification: {result.detail}")
+        with metrics.measuring(f"the age and size of {url}"):
+            record = store.read_manifest(url)   # verify_backup returns no manifest: its times and sizes are there
+            if record is not None:
+                metrics.send_backup(record.manifest, store.server_now())
         return result.to_dict()
 
 

@@ -73,16 +73,21 @@ def record_approval_from_context(context: Any, *, failback: bool = False) -> Any
 
 def finish_from_context(context: Any, *, failback: bool = False, drill_teardown: bool = False) -> Any:
     from multicloud_dr.failover.orchestrator import finish, teardown_drill
+    from multicloud_dr.monitoring import metrics
     from multicloud_dr.operators import run_step
 
     runner = runner_from_context(context, failback=failback)
     if drill_teardown:
-        return run_step(lambda: teardown_drill(runner))
+        done = run_step(lambda: teardown_drill(runner))
+        metrics.send_failover_report(done.get("report"))   # absent when this run no longer held the state
+        return done
     if runner.info.kind == "drill":
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("a drill's report is written by its teardown, after the cleanup")
-    return run_step(lambda: finish(runner, "succeeded"))
+    report = run_step(lambda: finish(runner, "succeeded"))
+    metrics.send_failover_report(report)
+    return report
 
 
 def stop_from_context(context: Any, *, failback: bool = False) -> Any:
