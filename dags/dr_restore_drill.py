@@ -31,6 +31,8 @@ from airflow.sdk import DAG, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
 from multicloud_dr.assets import mysql_backup_asset
 from multicloud_dr.config import load_topology
 from multicloud_dr.connections import MYSQL_DR
+from multicloud_dr.notifiers.channels import job_failure_notifiers
+from multicloud_dr.notifiers.deadlines import deadline_alert
 from multicloud_dr.operators.restore import RestoreBackupOperator
 
 topology = load_topology()  # a local file: fine at parse time
@@ -48,10 +50,14 @@ with DAG(
     max_active_runs=1,  # runs of one date share the scratch database's name
     tags=["multicloud-dr", "restore", "drill", "mysql"],
     doc_md=__doc__,
+    deadline=deadline_alert(topology.notify, topology.environment,
+                            within=timedelta(seconds=topology.targets.rto_seconds),
+                            what="the restore drill takes longer than the RTO target"),
     default_args={
         "owner": "platform-dr",
         "retries": 1,
         "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": job_failure_notifiers(topology.notify, "dr_restore_drill", topology.environment),
     },
 ) as dag:
     for database in databases:
@@ -101,6 +107,7 @@ with DAG(
                 from multicloud_dr.backup.layout import StorageUrl
                 from multicloud_dr.backup.store import BackupStore
                 from multicloud_dr.connections.wasb import blob_service_client
+                from multicloud_dr.monitoring import metrics
                 from multicloud_dr.operators import run_step
                 from multicloud_dr.restore.drill import report_drill
                 from multicloud_dr.restore.mysql_restore import RestoreResult
@@ -111,6 +118,7 @@ with DAG(
                     return report_drill(store, RestoreResult(**result), root, size, rto_seconds, run_stamp)[1]
 
                 drill = run_step(step)
+                metrics.send_drill_report(drill, topology.environment)
                 log = logging.getLogger("multicloud_dr.restore.drill")
                 log.info("drill report %s: %s", drill["report"], json.dumps(drill, sort_keys=True))
                 # An RTO at risk is for people to act on, not a reason to fail the drill (the restore worked).

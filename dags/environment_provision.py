@@ -35,6 +35,8 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, task
 
 from multicloud_dr.assets import terraform_outputs_alias
+from multicloud_dr.config import load_topology
+from multicloud_dr.notifiers.channels import approval_notifiers, job_failure_notifiers
 from multicloud_dr.operators.terraform import (
     TerraformApplyOperator,
     TerraformInitOperator,
@@ -44,6 +46,7 @@ from multicloud_dr.operators.terraform import (
 from multicloud_dr.terraform.approval import CONFIRM_PARAM, NEEDS_APPROVAL, NO_APPROVAL
 from multicloud_dr.terraform.stacks import ACTIONS, CLOUDS, ENVIRONMENTS, STACKS
 
+topology = load_topology()  # a local file: fine at parse time
 STACK = {"cloud": "{{ params.cloud }}", "environment": "{{ params.environment }}", "stack": "{{ params.stack }}"}
 
 with DAG(
@@ -65,6 +68,7 @@ with DAG(
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
+        "on_failure_callback": job_failure_notifiers(topology.notify, "environment_provision", topology.environment),
     },
 ) as dag:
     init = TerraformInitOperator(task_id="init", **STACK, execution_timeout=timedelta(minutes=20))
@@ -83,6 +87,11 @@ with DAG(
         task_id="approve",
         subject="terraform {{ params.action }} of {{ params.cloud }}/{{ params.environment }}/{{ params.stack }}",
         body="{{ ti.xcom_pull(task_ids='plan')['approval_md'] }}",
+        assigned_users=[{"id": name, "name": name} for name in topology.terraform.approvers] or None,
+        notifiers=approval_notifiers(
+            topology.notify, "terraform {{ params.action }} of {{ params.cloud }}/{{ params.environment }}/"
+                             "{{ params.stack }} waits for approval",
+            "Browse -> Required Actions in Airflow: the plan is in the approval's body", topology.terraform.approvers),
         params={CONFIRM_PARAM: Param("", type="string", title="Confirm a destroy",
                                      description="only for action=destroy: type the environment's name")},
         response_timeout=timedelta(hours=24),

@@ -29,7 +29,7 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from multicloud_dr.config import load_topology
-from multicloud_dr.notifiers.channels import EXCEPTION, failure_notifiers
+from multicloud_dr.notifiers.channels import EXCEPTION, failure_notifiers, job_failure_notifiers
 from multicloud_dr.operators.frontend import FrontendSyncOperator
 
 topology = load_topology()  # a local file: fine at parse time
@@ -50,6 +50,7 @@ with DAG(
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": job_failure_notifiers(topology.notify, "frontend_sync", topology.environment),
     },
 ) as dag:
     if frontend is None:
@@ -71,6 +72,7 @@ with DAG(
             delete_removed=frontend.delete_removed,
             map_index_template="{{ task.destination['url'] }}",
             execution_timeout=timedelta(hours=4),
+            on_failure_callback=[],     # `summary` announces every failed copy, in one message
         ).expand(destination=destinations)
 
         @task(task_id="summary", trigger_rule="all_done", retries=0, execution_timeout=timedelta(minutes=5),

@@ -25,6 +25,8 @@ from airflow.sdk import DAG, TaskGroup, get_current_context, task
 
 from multicloud_dr.assets import mysql_backup_asset
 from multicloud_dr.config import load_topology
+from multicloud_dr.notifiers.channels import job_failure_notifiers
+from multicloud_dr.notifiers.deadlines import deadline_alert
 from multicloud_dr.operators.backup import (
     BackupRetentionOperator,
     CopyBackupOperator,
@@ -43,8 +45,12 @@ with DAG(
     max_active_runs=1,
     tags=["multicloud-dr", "backup", "mysql"],
     doc_md=__doc__,
+    deadline=deadline_alert(topology.notify, topology.environment,
+                            within=timedelta(minutes=backup.verified_within_minutes),
+                            what="the nightly backup is not verified"),
     default_args={
         "owner": "platform-dr",
+        "on_failure_callback": job_failure_notifiers(topology.notify, "mysql_backup", topology.environment),
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,

@@ -38,7 +38,12 @@ from airflow.sdk import DAG, get_current_context, task
 
 from multicloud_dr.assets import replication_health_asset
 from multicloud_dr.config import load_topology
-from multicloud_dr.notifiers.channels import EXCEPTION, REPLICATION_HEADLINE, failure_notifiers
+from multicloud_dr.notifiers.channels import (
+    EXCEPTION,
+    REPLICATION_HEADLINE,
+    failure_notifiers,
+    job_failure_notifiers,
+)
 from multicloud_dr.operators.replication import RESULT_KEY, ReplicationCheckOperator
 from multicloud_dr.replication.health import plan_checks
 
@@ -59,6 +64,7 @@ with DAG(
         "owner": "platform-dr",
         "retries": 1,
         "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": job_failure_notifiers(topology.notify, "replication_health", topology.environment),
     },
 ) as dag:
     @task(task_id="fence_returning_primary", execution_timeout=timedelta(minutes=2),
@@ -75,12 +81,14 @@ with DAG(
         map_index_template="{{ task.check['name'] }}",
         execution_timeout=timedelta(minutes=3),
         trigger_rule="all_done",        # measured even when the fencing task failed (it alerts on its own)
+        on_failure_callback=[],         # a failed check is a breach: `alert` announces it, once, with its cause
     ).expand(check=specs)
 
     @task(task_id="rpo", outlets=[asset], trigger_rule="all_done", execution_timeout=timedelta(minutes=2))
     def rpo(specs: list[dict] = specs, target: int = topology.targets.rpo_seconds) -> dict:
         import logging
 
+        from multicloud_dr.monitoring import metrics
         from multicloud_dr.replication.health import report_from_results
 
         context = get_current_context()
@@ -88,6 +96,7 @@ with DAG(
         results = list(pulled) if isinstance(pulled, list | tuple) else [pulled]
         started = context["dag_run"].start_date or context["dag_run"].run_after
         report = report_from_results(specs, results, target, started.isoformat(timespec="seconds"))
+        metrics.send_health_report(report, topology.environment)
         summary = {**report.to_dict(), "headline": report.headline()}
         context["outlet_events"][asset].extra = summary   # the history: one asset event per run
         log = logging.getLogger("multicloud_dr.replication")

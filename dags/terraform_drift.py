@@ -28,7 +28,7 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from multicloud_dr.config import load_topology
-from multicloud_dr.notifiers.channels import EXCEPTION, failure_notifiers
+from multicloud_dr.notifiers.channels import EXCEPTION, failure_notifiers, job_failure_notifiers
 from multicloud_dr.operators.terraform import TerraformDriftOperator
 from multicloud_dr.terraform.stacks import TerraformSettings
 
@@ -48,12 +48,14 @@ with DAG(
         "owner": "platform-dr",
         "retries": 1,
         "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": job_failure_notifiers(topology.notify, "terraform_drift", topology.environment),
     },
 ) as dag:
     plans = TerraformDriftOperator.partial(
         task_id="plan",
         map_index_template="{{ task.target['cloud'] }}/{{ task.target['environment'] }}/{{ task.target['stack'] }}",
         execution_timeout=timedelta(minutes=30),
+        on_failure_callback=[],         # `summary` announces every failed or drifted stack, in one message
     ).expand(target=targets)
 
     @task(task_id="summary", trigger_rule="all_done", retries=0,

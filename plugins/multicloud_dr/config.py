@@ -74,6 +74,9 @@ class BackupConfig(Strict):
     # of it). A killed backup's lease frees itself this long after its last renewal, and only then can its retry
     # take over: a shorter lease lets a retry start sooner, a longer one rides out longer storage hiccups.
     lease_seconds: int = Field(60, ge=15, le=60)
+    # The nightly run must have verified its backups this long after it was queued, or the channels in `notify`
+    # hear of it (a DeadlineAlert on mysql_backup): a run stuck on a lock or a slow upload, not only a failed one.
+    verified_within_minutes: float = Field(180, gt=0)
 
     @field_validator("location")
     @classmethod
@@ -106,12 +109,18 @@ class ConsistencyConfig(Strict):
 
 
 class NotifyConfig(Strict):
-    """Where a breach (replication, drift) is announced. Each channel is used only when its connection id is set."""
+    """Where a failed DR job, a breach, a missed deadline or a waiting approval is announced. Each channel is
+    used only when its connection id is set."""
 
     smtp_conn_id: str | None = None
     email_to: list[str] = []
     email_from: str = "multicloud-dr@localhost"
     slack_webhook_conn_id: str | None = None
+    # A pagerduty_events connection whose password is the service's Events API v2 integration (routing) key.
+    pagerduty_conn_id: str | None = None
+    pagerduty_severity: Literal["critical", "error", "warning", "info"] = "critical"
+    # Airflow user name -> e-mail address: an approval waiting in HITL is mailed to its assigned users found here.
+    approver_emails: dict[str, str] = {}
 
     @field_validator("email_to")
     @classmethod
@@ -119,6 +128,14 @@ class NotifyConfig(Strict):
         for address in value:
             if "@" not in address:
                 raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+    @field_validator("approver_emails")
+    @classmethod
+    def _approver_addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for user, address in value.items():
+            if "@" not in address:
+                raise ValueError(f"approver {user}: {address!r} is not an e-mail address")
         return value
 
     @model_validator(mode="after")
@@ -162,6 +179,7 @@ class TerraformConfig(Strict):
     credentials: TerraformCredentials = TerraformCredentials()
     approval_environments: list[TerraformEnvironment] = ["production", "dr"]
     confirm_destroy: bool = True              # a destroy always needs an approver who types the environment
+    approvers: list[str] = []                 # Airflow user names assigned to a plan's approval (none: anyone)
     lock_timeout_seconds: int = Field(300, ge=0)
     interrupt_grace_seconds: int = Field(60, ge=1)
     drift_schedule: str = "30 4 * * *"

@@ -129,31 +129,68 @@ def smtp_server():
     controller.stop()
 
 
-@pytest.fixture(scope="session")
-def slack_webhook():
-    """A fake Slack incoming webhook at the HTTP boundary (no Slack here): answers 200 "ok" as Slack's
-    documented webhook API does, and keeps each posted JSON payload: `.payloads`, `.connection`."""
+@contextlib.contextmanager
+def _json_receiver(status: int, content_type: str, answer, tls=None):
+    """An HTTP server on loopback that keeps every POSTed JSON payload (with its path) and answers each with
+    `status` and `answer(payload)` (bytes): the shape of a real webhook API, for its client to talk to.
+    With `tls` (the lab's LabTls) it serves HTTPS with the lab's server certificate."""
     import http.server
+    import ssl
     import threading
-    from types import SimpleNamespace
 
     payloads: list = []
 
     class Hook(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            payloads.append({"path": self.path, **json.loads(body or b"{}")})
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
+            payload = {"path": self.path, **json.loads(body or b"{}")}
+            payloads.append(payload)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(answer(payload))
 
         def log_message(self, *args) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.cert, tls.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/services/T0000000/B0000000/lab"
-    yield SimpleNamespace(payloads=payloads,
-                          connection=json.dumps({"conn_type": "slackwebhook", "password": url}))
-    server.shutdown()
+    try:
+        yield f"{'https' if tls else 'http'}://localhost:{server.server_address[1]}", payloads
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def slack_webhook():
+    """A fake Slack incoming webhook at the HTTP boundary (no Slack here): answers 200 "ok" as Slack's
+    documented webhook API does, and keeps each posted JSON payload: `.payloads`, `.connection`."""
+    from types import SimpleNamespace
+
+    with _json_receiver(200, "text/html", lambda payload: b"ok") as (base, payloads):
+        url = f"{base}/services/T0000000/B0000000/lab"
+        yield SimpleNamespace(payloads=payloads,
+                              connection=json.dumps({"conn_type": "slackwebhook", "password": url}))
+
+
+@pytest.fixture(scope="session")
+def pagerduty_events(lab):
+    """A fake PagerDuty Events API v2 at the HTTP boundary (no PagerDuty here): POST /v2/enqueue answers 202
+    with {"status": "success", "message": "Event processed", "dedup_key": ...} as the documented API does.
+    HTTPS only, as the client insists, with the lab's certificate (`.ca` to trust). `.payloads`,
+    `.connection` (a pagerduty_events connection whose password is the routing key), `.base_url`: the
+    provider's client has no setting for its URL, so a test points the client's default at it."""
+    from types import SimpleNamespace
+
+    def accepted(payload: dict) -> bytes:
+        return json.dumps({"status": "success", "message": "Event processed",
+                           "dedup_key": payload.get("dedup_key") or "generated-by-fake"}).encode()
+
+    tls, key = lab.settings.tls, "R0ut1ngKeyOfTheLabService00000"
+    with _json_receiver(202, "application/json", accepted, tls) as (base, payloads):
+        yield SimpleNamespace(payloads=payloads, base_url=base, ca=str(tls.ca), routing_key=key,
+                              connection=json.dumps({"conn_type": "pagerduty_events", "password": key}))

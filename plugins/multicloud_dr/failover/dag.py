@@ -14,7 +14,7 @@ from airflow.sdk import Param, get_current_context, task
 
 from multicloud_dr.config import SITES, load_topology
 from multicloud_dr.failover.steps import FAILBACK_STEPS, FAILOVER_STEPS
-from multicloud_dr.notifiers.channels import EXCEPTION, failure_notifiers
+from multicloud_dr.notifiers.channels import approval_notifiers, failure_notifiers, job_failure_notifiers
 
 TIMEOUTS = {"evidence": 5, "gates": 2, "fence": 5, "dr_stack": 60, "data": 360, "unfence": 5, "app": 20,
             "health": 15, "traffic": 30, "verify": 5}   # minutes
@@ -44,8 +44,7 @@ def dag_arguments(*, failback: bool = False) -> dict:
             "owner": "platform-dr",
             "retries": 2,
             "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_notifiers(topology.notify, f"{what} of {topology.environment} failed",
-                                                     EXCEPTION),
+            "on_failure_callback": job_failure_notifiers(topology.notify, f"dr_{what}", topology.environment),
         },
     }
 
@@ -83,8 +82,9 @@ def add_tasks(*, failback: bool = False) -> None:
                 + ("" if failback else " to {{ params.target_site }}"),
         body="{{ ti.xcom_pull(task_ids='gates')['approval_md'] }}",
         assigned_users=approvers,
-        notifiers=failure_notifiers(topology.notify, f"a {what} of {topology.environment} waits for approval",
-                                    f"Browse -> Required Actions in Airflow: {{{{ params.mode }}}} {what}"),
+        notifiers=approval_notifiers(topology.notify, f"a {what} of {topology.environment} waits for approval",
+                                     f"Browse -> Required Actions in Airflow: {{{{ params.mode }}}} {what}",
+                                     topology.failover.approvers),
         params={"reason": Param("", type="string", title="Reason", description="recorded in the report")},
         response_timeout=timedelta(hours=4),
         retries=0,

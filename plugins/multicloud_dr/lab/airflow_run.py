@@ -80,7 +80,17 @@ def run_dag(dag_id: str, dags_folder: Path, conf: dict[str, Any] | None = None, 
     dag = bag.get_dag(dag_id)
     if dag is None:
         raise LabError(f"no DAG {dag_id!r} in {dags_folder}")
-    return dag.test(run_conf=conf, **test_kwargs)
+    return without_deadlines(dag).test(run_conf=conf, **test_kwargs)
+
+
+def without_deadlines(dag):
+    """`dag` with its DeadlineAlerts dropped, for `dag.test()`: on Airflow 3.3.2 a successful dag.test() run of
+    a DAG with a deadline fails at its end (DagRun.update_state looks each alert up by the UUID the DAG
+    processor gives it when it stores the DAG, and dag.test() hands it the alert itself: "'dict' object has
+    no attribute 'hex'"). Nothing is lost: deadlines are checked by the scheduler's loop, which dag.test() does
+    not run; a real scheduler keeps them (tests/e2e/test_alerts.py)."""
+    dag.deadline = None
+    return dag
 
 
 def task_results(dag_run) -> dict[str, Any]:
