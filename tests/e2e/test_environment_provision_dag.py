@@ -56,9 +56,10 @@ with DAG("terraform_outputs_consumer", schedule=[terraform_outputs_asset("aws", 
 
 
 @pytest.fixture(scope="module")
-def tf_lab(lab, tmp_path_factory, delete_blob_prefix):
+def tf_lab(lab, tmp_path_factory, delete_blob_prefix, smtp_server):
     """Fake terraform first on PATH, roots of the test's own, a topology whose `terraform:` points at them and
-    at a storage prefix of the module's own (deleted afterwards)."""
+    at a storage prefix of the module's own (deleted afterwards), and whose approvals are assigned to admin
+    and mailed to it (the local SMTP server)."""
     home = tmp_path_factory.mktemp("tf-provision")
     fake = fake_terraform.FakeTerraform(home)
     for cloud, environment in (("aws", "dev"), ("aws", "staging"), ("aws", "production"), ("azure", "dev")):
@@ -67,10 +68,12 @@ def tf_lab(lab, tmp_path_factory, delete_blob_prefix):
     data = yaml.safe_load((ROOT / "include" / "topology.yaml").read_text())
     data["terraform"] = {"root": str(fake.roots), "plan_location": str(location), "storage_conn_id": "azure_blob_dr",
                          "credentials": {"aws": "aws_primary", "azure": "azure_tf_e2e", "gcp": None},
-                         "lock_timeout_seconds": 5, "interrupt_grace_seconds": 10}
+                         "lock_timeout_seconds": 5, "interrupt_grace_seconds": 10, "approvers": ["admin"]}
+    data["notify"] = {"smtp_conn_id": "smtp_dr", "email_to": ["oncall@example.com"],
+                      "approver_emails": {"admin": "admin@example.com"}}
     topology = home / "topology.yaml"
     topology.write_text(yaml.safe_dump(data))
-    env = {**fake.env(), "MULTICLOUD_DR_TOPOLOGY": str(topology),
+    env = {**fake.env(), "MULTICLOUD_DR_TOPOLOGY": str(topology), "AIRFLOW_CONN_SMTP_DR": smtp_server.connection,
            "AIRFLOW_CONN_AZURE_TF_E2E": json.dumps({"conn_type": "azure", "login": "sp-client", "password": "sp-secret",
                                                     "extra": {"tenantId": "t-1", "subscriptionId": "s-1"}})}
     with pytest.MonkeyPatch.context() as mp:
@@ -190,11 +193,15 @@ def test_credentials_reach_terraform_in_its_environment(airflow_db, tf_lab):
     assert not any("sp-secret" in json.dumps(s["argv"]) for s in fake.starts())
 
 
-def test_a_missing_root_fails_at_init_without_retries(airflow_db, tf_lab):
-    """A prerequisite that a retry cannot fix fails the task at once with the message (no stack trace)."""
+def test_a_missing_root_fails_at_init_without_retries(airflow_db, tf_lab, smtp_server):
+    """A prerequisite that a retry cannot fix fails the task at once with the message (no stack trace), and
+    the failure is mailed to the channel in `notify:` once, naming the task."""
+    mails = len(smtp_server.messages)
     results = task_results(_provision(_conf("production", "always-on", "apply", cloud="gcp"), retries=2))
     states = _states(results)
     assert states["init"] == "failed" and states["plan"] == "upstream_failed", states
+    subjects = [m["Subject"] for m in smtp_server.messages[mails:]]
+    assert subjects == ["[multicloud-dr] environment_provision failed in lab: task init"], subjects
 
 
 # ---------------------------------------------------------------- under the real scheduler, with a human
@@ -271,14 +278,20 @@ def provision_api(airflow_standalone_custom):
         api.call("PATCH", f"/dags/environment_provision/dagRuns/{_q(run['dag_run_id'])}", {"state": "failed"})
 
 
-def test_production_waits_for_approval_then_applies_exactly_the_saved_plan(tf_lab, provision_api):
+def test_production_waits_for_approval_then_applies_exactly_the_saved_plan(tf_lab, provision_api, smtp_server):
     api = provision_api
     fake, _, _ = tf_lab
     fake.set_scenario({"aws/production/always-on": WANT})
     api.unpause("environment_provision")
     api.unpause("terraform_outputs_consumer")
+    mails = len(smtp_server.messages)
 
     run_id, detail = _trigger_until_approval(api, _conf("production", "always-on", "apply"))
+    # The approval's assigned user was told, by mail, by the notifier the HITL task fires when it starts waiting.
+    [told] = [m for m in smtp_server.messages[mails:] if "waits for approval" in m["Subject"]]
+    assert told["Subject"] == "[multicloud-dr] terraform apply of aws/production/always-on waits for approval"
+    assert told["To"] == "admin@example.com, oncall@example.com"
+    assert [u["id"] for u in detail["assigned_users"]] == ["admin"]
     plan = _xcom(api, "environment_provision", run_id, "plan")
     # Waiting: nothing applied yet, and the approver sees what the plan does and which plan it is.
     assert not [s for s in fake.starts("apply") if s["chdir"].endswith("/aws/production")]
