@@ -4,6 +4,7 @@ user looks for carries a `data-dr` attribute naming the status field it shows.""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
@@ -76,13 +77,16 @@ def chart(history: list[dict[str, Any]], target: float, now: datetime, hours: in
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         if when >= start:
             points.append((when, float(h["rpo_seconds"]), h.get("link")))
-    top = max([target * 1.25] + [p[1] * 1.1 for p in points]) or 1.0
+    # A log scale from 1 s: an RPO of seconds and a target of a day both stay readable (on a linear one the
+    # seconds would sit on the axis); anything under a second is drawn at the bottom.
+    top = max([target * 2] + [p[1] * 2 for p in points] + [10.0])
+    span = math.log10(top)
 
     def x(when: datetime) -> float:
         return pad + (width - 2 * pad) * (when - start).total_seconds() / (hours * 3600)
 
     def y(value: float) -> float:
-        return height - pad / 2 - (height - pad) * min(value, top) / top
+        return height - pad / 2 - (height - pad) * math.log10(min(max(value, 1.0), top)) / span
 
     parts = [f'<svg data-dr="rpo-chart-{name}" viewBox="0 0 {width} {height}" width="100%" role="img" '
              f'aria-label="RPO over the last {hours} h">',
@@ -91,7 +95,10 @@ def chart(history: list[dict[str, Any]], target: float, now: datetime, hours: in
              f'stroke-dasharray="5,4"/>',
              f'<text x="{width - pad}" y="{y(target) - 4:.1f}" font-size="10" text-anchor="end" fill="#c5221f">'
              f'target {_e(_seconds(target))}</text>',
-             f'<text x="4" y="12" font-size="10" fill="#5f6368">{_e(_seconds(top))}</text>',
+             *(f'<line x1="{pad}" x2="{width - pad}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e6ec"/>'
+               f'<text x="4" y="{y(v) + 3:.1f}" font-size="10" fill="#5f6368">{label}</text>'
+               for v, label in ((1, "1 s"), (60, "1 min"), (3600, "1 h"), (86400, "1 d"), (7 * 86400, "7 d"))
+               if v < top),
              f'<text x="{pad}" y="{height - 2}" font-size="10" fill="#5f6368">-{hours} h</text>',
              f'<text x="{width - pad}" y="{height - 2}" font-size="10" text-anchor="end" fill="#5f6368">now</text>']
     if len(points) > 1:
