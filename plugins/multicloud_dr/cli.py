@@ -177,7 +177,11 @@ def _restore(args: argparse.Namespace) -> int:
         location = args.at or load_topology().backup.location
     request = RestoreRequest(target=get_endpoint(args.target), database=args.database, jobs=args.jobs,
                              replace=args.replace, binlog=args.binlog, lease_seconds=args.lease_seconds,
-                             load_data=not args.no_load_data)
+                             load_data=not args.no_load_data, until_gtid=args.until_gtid)
+    if args.until:
+        from multicloud_dr.restore.pitr import parse_until
+
+        request = dataclasses.replace(request, until=parse_until(args.until))
     result = restore_backup(request, args.storage_conn, args.source, location, args.source_database or args.database)
     print(json.dumps(result.to_dict(), indent=2))
     return EXIT_OK
@@ -463,6 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
     restore.add_argument("--lease-seconds", type=int, default=60, choices=range(15, 61), metavar="15..60",
                          help="how soon a crashed restore into the same target can be run again")
+    point = restore.add_mutually_exclusive_group()
+    point.add_argument("--until", metavar="TIME", help="point-in-time: the newest backup before TIME plus the archived "
+                       "binlogs up to TIME (2026-12-01T10:00:00Z; transactions timed before it)")
+    point.add_argument("--until-gtid", metavar="GTID", help="point-in-time: up to and including this transaction")
     restore.set_defaults(func=_restore)
 
     replication = commands.add_parser("replication", help="replication health and the current achievable RPO")

@@ -39,6 +39,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pymysql
@@ -54,7 +55,7 @@ from multicloud_dr.backup.lease import BackupLease
 from multicloud_dr.backup.manifest import Manifest, Segment, StoredObject
 from multicloud_dr.backup.scan import DumpScanner
 from multicloud_dr.backup.store import BackupStore, ManifestRecord
-from multicloud_dr.backup.verify import record_failed_read, resolve_backup
+from multicloud_dr.backup.verify import LATEST, record_failed_read, resolve_backup
 from multicloud_dr.connections import Endpoint
 from multicloud_dr.exceptions import DrError, InputError
 from multicloud_dr.progress import MB, Progress
@@ -117,6 +118,10 @@ class RestoreRequest:
     binlog: bool = False          # write the restore to the target's binlog (off: faster, where permitted)
     load_data: bool = True        # rows by LOAD DATA LOCAL where a table allows it (INSERT if the server refuses)
     lease_seconds: int = 60
+    # Point-in-time recovery (restore/pitr.py): the archived binlogs replayed onto the backup up to this time
+    # (exclusive, whole seconds) or GTID (inclusive), before the swap.
+    until: datetime | None = None
+    until_gtid: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.jobs, int) or self.jobs < 1:
@@ -1005,8 +1010,20 @@ def restore_backup(request: RestoreRequest, storage: str | BlobServiceClient, re
     they turn out damaged (F28); or a manifest URL (that backup, and no other). `storage`: the storage
     connection's id or URI (or a client made from one)."""
     choice = resolve_backup(storage, ref, location, source_database or request.database)
-    log.info("restoring %s into %s", choice.record.url, request.database)
-    return run_restore(request, choice.store, choice.record, choice.fallbacks)
+    record, fallbacks = choice.record, choice.fallbacks
+    if request.until is not None and ref == LATEST:
+        # The newest verified backup taken before the point (and the older ones as fallbacks).
+        from multicloud_dr.restore.pitr import PointNotCoveredError, utc
+
+        candidates = [r for r in (record, *fallbacks) if utc(r.manifest.started_at) <= request.until]
+        if not candidates:
+            oldest = (record, *fallbacks)[-1].manifest
+            raise PointNotCoveredError(f"no verified backup of {oldest.database} was taken before "
+                                       f"{request.until.isoformat()}: the oldest is {oldest.backup_id} "
+                                       f"({utc(oldest.started_at).isoformat()})")
+        record, fallbacks = candidates[0], tuple(candidates[1:])
+    log.info("restoring %s into %s", record.url, request.database)
+    return run_restore(request, choice.store, record, fallbacks)
 
 
 def run_restore(request: RestoreRequest, store: BackupStore, record: ManifestRecord,
@@ -1068,6 +1085,14 @@ def _restore_into(request: RestoreRequest, store: BackupStore, record: ManifestR
     progress = Progress(f"restore {manifest.backup_id} -> {target}", manifest.bytes_raw)
     reader = _BackupReader(store, manifest, progress)
     reader.check_objects()   # before anything is written on the target
+    pitr = None
+    if request.until is not None or request.until_gtid is not None:
+        from multicloud_dr.backup.binlog import BinlogArchive
+        from multicloud_dr.restore.pitr import plan_replay
+
+        archive = BinlogArchive(store, layout.root, manifest.database)
+        pitr = plan_replay(archive, manifest, request.until, request.until_gtid)   # refused here: target untouched
+        log.info("point-in-time recovery: %s", pitr.describe())
     state = _State(request.target, target, str(record.url))
 
     with contextlib.closing(_connect(request.target)) as conn, conn.cursor() as cur:
@@ -1114,6 +1139,13 @@ def _restore_into(request: RestoreRequest, store: BackupStore, record: ManifestR
                       "sha256": f"{len(manifest.objects)} object(s) equal to the manifest",
                       "data": _verify_tables(request.target, loading, manifest, loaded.verified)}
             log.info("verified %d tables in %.1f s", checks["data"]["tables"], time.monotonic() - loaded_at)
+            if pitr is not None:
+                from multicloud_dr.backup.source import option_file
+                from multicloud_dr.restore.pitr import replay
+
+                with option_file(request.target) as defaults:
+                    checks["point_in_time"] = replay(pitr, archive, defaults, loading,
+                                                     disable_log_bin=loaded.binlog_off)
             expected = _expected_objects(post)
             target_lock.check()
             state.set("swapping")
