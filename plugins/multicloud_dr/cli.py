@@ -155,6 +155,56 @@ def _backups_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _binlogs_archive(args: argparse.Namespace) -> int:
+    from multicloud_dr.backup.binlog import run_archiver
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.backup.store import BackupStore
+    from multicloud_dr.connections import get_endpoint
+
+    root = StorageUrl.parse(args.to)
+    store = BackupStore(_storage(args.storage_conn), root.bucket)
+    store.check_container()
+    result = run_archiver(get_endpoint(args.source), store, root, args.database,
+                          seconds=0 if args.once else args.seconds, interval=args.interval)
+    print(json.dumps(dataclasses.asdict(result), indent=2))
+    return EXIT_OK
+
+
+def _binlogs_list(args: argparse.Namespace) -> int:
+    from multicloud_dr.backup.binlog import BinlogArchive, coverage, oldest_backup_position
+    from multicloud_dr.backup.layout import StorageUrl
+    from multicloud_dr.backup.store import BackupStore
+
+    root = StorageUrl.parse(args.at)
+    store = BackupStore(_storage(args.storage_conn), root.bucket)
+    store.check_container()
+    archive = BinlogArchive(store, root, args.database)
+    pieces = archive.pieces()
+    start = oldest_backup_position(store, root, args.database)
+    cov = coverage(pieces, *start) if start else None
+    status = archive.read_status()
+    listing = {"archive": str(archive.base), "pieces": [p.to_dict() for p in pieces],
+               "from_backup": f"{start[0]}:{start[1]}" if start else None,
+               "covered_to": f"{cov.end[0]}:{cov.end[1]}" if cov and cov.end else None,
+               "last_event_at": cov.last_event_at if cov else None, "gaps": cov.gaps if cov else [],
+               "status": status}
+    if args.json:
+        print(json.dumps(listing, indent=2))
+    else:
+        print(f"{'FILE':<20} {'START':>12} {'END':>12} {'BYTES':>10}  {'FIRST EVENT':<25} {'LAST EVENT':<25} GTIDS")
+        for p in pieces:
+            closed = " closed" if p.closed else ""
+            print(f"{p.file:<20} {p.start:>12} {p.end:>12} {p.bytes:>10}  {p.first_event_at or '-':<25} "
+                  f"{p.last_event_at or '-':<25} {p.first_gtid or '-'}..{p.last_gtid or '-'}{closed}")
+        start_text = listing["from_backup"] or "- (no verified backup)"
+        print(f"from the oldest verified backup's position {start_text} to {listing['covered_to'] or '-'}; "
+              f"everything committed before "
+              f"{(status or {}).get('covered_until', '-')} archived at the last read")
+        for gap in listing["gaps"]:
+            print(f"GAP: {gap}")
+    return EXIT_PROBLEM if listing["gaps"] else EXIT_OK
+
+
 def _verify(args: argparse.Namespace) -> int:
     from multicloud_dr.backup.layout import StorageUrl
     from multicloud_dr.backup.store import BackupStore
@@ -446,6 +496,24 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
     listing.set_defaults(func=_backups_list)
+
+    binlogs = commands.add_parser("binlogs", help="the binlog archive (point-in-time recovery)")
+    binlogs_commands = binlogs.add_subparsers(dest="binlogs_command", required=True)
+    archive = binlogs_commands.add_parser("archive", help="copy the primary's binlogs to Blob storage, in pieces")
+    archive.add_argument("--source", required=True, help="URI (mysql://user:pass@host:port) or connection id")
+    archive.add_argument("--to", required=True, metavar="wasb://CONTAINER/PREFIX", help="the backup location")
+    archive.add_argument("--database", required=True, help="the backed-up database the archive belongs to")
+    archive.add_argument("--once", action="store_true", help="one pass to the primary's current end, then exit")
+    archive.add_argument("--seconds", type=_positive_int, default=3600, help="without --once: run this long")
+    archive.add_argument("--interval", type=_positive_int, default=10, help="seconds between reads of the primary")
+    archive.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    archive.set_defaults(func=_binlogs_archive)
+    blist = binlogs_commands.add_parser("list", help="what is archived, from the oldest verified backup on, and gaps")
+    blist.add_argument("--at", required=True, metavar="wasb://CONTAINER/PREFIX")
+    blist.add_argument("--database", required=True)
+    blist.add_argument("--json", action="store_true")
+    blist.add_argument("--storage-conn", default=conn_ids.AZURE_BLOB_DR, help=storage_help)
+    blist.set_defaults(func=_binlogs_list)
 
     verify = commands.add_parser("verify", help="read a backup back and check it against its manifest")
     verify.add_argument("manifest", metavar="MANIFEST", help="wasb://CONTAINER/.../manifest.json")

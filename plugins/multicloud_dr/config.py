@@ -64,6 +64,13 @@ class RetentionConfig(Strict):
     dry_run: bool = True
 
 
+class BinlogArchiveConfig(Strict):
+    """The primary's binlogs archived next to the backups (mysql_binlog_archive, `drctl binlogs archive`)."""
+
+    interval_seconds: int = Field(10, ge=1, le=300)   # how often a running archiver reads the primary again
+    run_minutes: int = Field(14, ge=1, le=60)        # one task's run; the DAG starts the next (every 15 min)
+
+
 class BackupConfig(Strict):
     storage_conn_id: str
     location: str
@@ -77,6 +84,7 @@ class BackupConfig(Strict):
     # The nightly run must have verified its backups this long after it was queued, or the channels in `notify`
     # hear of it (a DeadlineAlert on mysql_backup): a run stuck on a lock or a slow upload, not only a failed one.
     verified_within_minutes: float = Field(180, gt=0)
+    binlogs: BinlogArchiveConfig | None = None   # null: no binlog archive (point-in-time recovery off)
 
     @field_validator("location")
     @classmethod
@@ -93,6 +101,7 @@ class ReplicationThresholds(Strict):
     postgres_standby_lag_seconds: float = Field(5, gt=0)
     dms_latency_seconds: float = Field(60, gt=0)
     backup_age_seconds: float = Field(26 * 3600, gt=0)   # a nightly backup, plus two hours of slack
+    binlog_archive_age_seconds: float = Field(120, gt=0)  # the newest archived point (backup.binlogs set)
 
 
 class DmsTaskConfig(Strict):

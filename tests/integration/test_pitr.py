@@ -134,3 +134,53 @@ def test_a_point_later_than_the_archive_is_refused_before_the_target_is_touched(
     with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE %s", (target,))
         assert cur.fetchone() is None, "nothing was written on the target"
+
+
+def _write(endpoint, database: str, n: int) -> None:
+    with contextlib.closing(mysql_connect(endpoint, database)) as conn, conn.cursor() as cur:
+        for i in range(n):
+            cur.execute("INSERT INTO events (written_at, note) VALUES (UTC_TIMESTAMP(6), %s)", (f"x-{i}",))
+        conn.commit()
+
+
+def test_f34_a_binlog_purged_before_it_was_archived_is_a_gap_named_by_the_check_and_refused_by_a_restore(
+        primary, dr, writes_db, backup_root, blob_service, store, restore_target):
+    from multicloud_dr.replication.health import run_check
+
+    backup = run_backup(BackupRequest(primary, writes_db, backup_root, _server_now(primary).replace(microsecond=0)),
+                        blob_service)
+    assert verify_backup(store, backup.manifest_url).status == "verified"
+    manifest = store.read_manifest(backup.manifest_url).manifest
+    archive = binlog.BinlogArchive(store, backup_root, writes_db)
+    _archive(primary, archive, (manifest.binlog_file, manifest.binlog_position))
+    spec = {"name": f"binlog_archive/{writes_db}", "kind": "binlog_archive", "database": writes_db,
+            "location": str(backup_root), "storage_conn_id": "azure_blob_dr", "threshold": 120}
+    assert run_check(spec).status == "ok", "whole so far"
+
+    # The archiver is stopped while the primary writes, rotates twice, and purges what it has not archived.
+    _write(primary, writes_db, 5)
+    with contextlib.closing(mysql_connect(primary)) as conn, conn.cursor() as cur:
+        cur.execute("FLUSH BINARY LOGS")
+        _write(primary, writes_db, 5)
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute("SHOW MASTER STATUS")
+        current = cur.fetchone()[0]
+        time.sleep(1)   # the replica has read past the files purged next (it is caught up on the lab)
+        cur.execute(f"PURGE BINARY LOGS TO '{current}'")
+    lost = manifest.binlog_file
+    _write(primary, writes_db, 5)
+    time.sleep(1.1)
+    after_gap = _server_now(primary).replace(microsecond=0)
+    resumed = _archive(primary, archive)
+    assert resumed.gaps and lost in resumed.gaps[0], resumed.gaps
+    assert resumed.pieces_written >= 1, "what is still on the primary is archived after the gap"
+
+    check = run_check(spec)
+    assert check.status == "breach" and "gap" in check.detail and lost in check.detail, check.detail
+
+    target = restore_target("t_pitr_gap")
+    with pytest.raises(PointNotCoveredError, match="gaps"):
+        restore_backup(RestoreRequest(dr, target, until=after_gap), store.service, "latest", backup_root, writes_db)
+    with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (target,))
+        assert cur.fetchone() is None, "nothing was written on the target"

@@ -225,7 +225,7 @@ def coverage(pieces: list[Piece], start_file: str, start_pos: int) -> Coverage:
     """Follow the pieces from (start_file, start_pos): within a file each piece must start where the stretch
     ends; a file's closed last piece hands on to the next file number at its start. The unbroken stretch
     ends at the first gap; later gaps are listed too."""
-    result = Coverage(start=(start_file, start_pos))
+    result = Coverage(start=(start_file, start_pos), end=(start_file, start_pos))   # empty, until a piece follows
     base, seq = file_key(start_file)
     want_seq, want_pos = seq, start_pos
     broken = False
@@ -341,8 +341,12 @@ def _server_state(conn) -> tuple[str, list[tuple[str, int]], tuple[str, int], da
 
 def resume_point(archive: BinlogArchive, start_at: tuple[str, int] | None,
                  current: tuple[str, int]) -> tuple[str, int]:
-    """Where this run reads from: after the newest archived piece; else `start_at` (the oldest kept backup's
-    binlog position); else the primary's current position (nothing older can be needed)."""
+    """Where this run reads from: where the last read ended (archived_to.json, even when it found nothing new);
+    else after the newest archived piece; else `start_at` (the oldest kept backup's binlog position); else the
+    primary's current position (nothing older can be needed)."""
+    status = archive.read_status()
+    if status and status.get("file") and status.get("position"):
+        return status["file"], int(status["position"])
     pieces = archive.pieces()
     if pieces:
         newest = pieces[-1]
@@ -406,3 +410,55 @@ def archive_once(conn, option_file: Path, archive: BinlogArchive, *, start_at: t
     archive.write_status({"file": file, "position": pos, "covered_until": result.covered_until,
                           "checked_at": datetime.now(UTC).isoformat(timespec="seconds"), "gaps": result.gaps})
     return result
+
+
+def oldest_backup_position(store, root: StorageUrl, database: str) -> tuple[str, int] | None:
+    """Where the archive must start: the binlog position of the oldest verified backup that records one."""
+    for record in store.list_manifests(root, database):
+        manifest = record.manifest
+        if manifest.verification.status == "verified" and manifest.binlog_file and manifest.binlog_position:
+            return manifest.binlog_file, manifest.binlog_position
+    return None
+
+
+def run_archiver(source, store, root: StorageUrl, database: str, *, seconds: float = 0, interval: float = 10,
+                 lease_seconds: int = 60) -> ArchiveResult:
+    """Archive `database`'s primary for `seconds` (0: one pass), reading it again every `interval`, under the
+    archive's lease: a second archiver finds it held and leaves without writing. Raises BinlogGapError at the
+    end when a binlog was purged before it could be archived (what could be archived is)."""
+    import time
+
+    from multicloud_dr.backup.lease import BackupLease, LeaseHeldError
+    from multicloud_dr.backup.source import connect, option_file
+
+    archive = BinlogArchive(store, root, database)
+    start_at = oldest_backup_position(store, root, database)
+    total = ArchiveResult()
+    started = time.monotonic()
+    try:
+        lease = BackupLease(archive.lease_blob(), duration=lease_seconds, purpose="binlog archiver")
+        lease.acquire()
+    except LeaseHeldError as err:
+        log.warning("%s: another archiver is running; nothing done", err)
+        return total
+    with lease, contextlib.closing(connect(source)) as conn, option_file(source) as defaults:
+        while True:
+            result = archive_once(conn, defaults, archive, start_at=start_at, lease=lease)
+            total.pieces_written += result.pieces_written
+            total.bytes_written += result.bytes_written
+            total.position, total.covered_until = result.position, result.covered_until
+            total.gaps += result.gaps
+            elapsed = time.monotonic() - started
+            if result.pieces_written:
+                log.info("archive of %s: %d pieces, %s bytes in %.0f s (%.1f KB/s); at %s:%d", database,
+                         total.pieces_written, f"{total.bytes_written:,}", elapsed,
+                         total.bytes_written / 1024 / max(elapsed, 0.001), *result.position)
+            if elapsed + interval > seconds:
+                break
+            time.sleep(interval)
+    log.info("%s", total.summary())
+    if total.gaps:
+        raise BinlogGapError(f"binlogs of {database} purged on the primary before they were archived: "
+                             f"{'; '.join(total.gaps)}. A point-in-time restore cannot cross the gap; the next "
+                             f"verified backup starts a whole archive again")
+    return total

@@ -44,6 +44,10 @@ def plan_checks(topology: Topology) -> list[CheckSpec]:
         specs.append({"name": f"backup_freshness/{db.name}", "kind": "backup_freshness", "database": db.name,
                       "location": topology.backup.location, "storage_conn_id": topology.backup.storage_conn_id,
                       "threshold": limits.backup_age_seconds})
+        if topology.backup.binlogs is not None:
+            specs.append({"name": f"binlog_archive/{db.name}", "kind": "binlog_archive", "database": db.name,
+                          "location": topology.backup.location, "storage_conn_id": topology.backup.storage_conn_id,
+                          "threshold": limits.binlog_archive_age_seconds})
     return specs
 
 
@@ -80,6 +84,15 @@ def _run(spec: CheckSpec) -> CheckResult:
         root = StorageUrl.parse(spec["location"])
         store = BackupStore(blob_service_client(spec["storage_conn_id"]), root.bucket)
         return check_backup_freshness(name, store, root, spec["database"], spec["threshold"])
+    if kind == "binlog_archive":
+        from multicloud_dr.backup.layout import StorageUrl
+        from multicloud_dr.backup.store import BackupStore
+        from multicloud_dr.connections.wasb import blob_service_client
+        from multicloud_dr.replication.binlog_archive import check_binlog_archive
+
+        root = StorageUrl.parse(spec["location"])
+        store = BackupStore(blob_service_client(spec["storage_conn_id"]), root.bucket)
+        return check_binlog_archive(name, store, root, spec["database"], spec["threshold"])
     raise DrError(f"unknown replication check kind {kind!r}")
 
 

@@ -68,9 +68,13 @@ class HealthReport:
 
 def summarize(checks: Iterable[CheckResult], rpo_target_seconds: float, measured_at: str,
               seconds: float) -> HealthReport:
-    """The current achievable RPO is the worst delay any check measured; over the target is a breach."""
+    """The current achievable RPO is the worst delay any check measured; over the target is a breach. A database
+    whose binlog archive is whole and within its threshold (`binlog_archive/<db>` ok) is recovered from its
+    backup plus the archive: its backup's age then bounds no loss, and only the archive's age counts."""
     checks = list(checks)
-    delays = [c.value for c in checks if c.unit == "seconds" and c.value is not None]
+    archived = {c.name.split("/", 1)[1] for c in checks if c.name.startswith("binlog_archive/") and c.status == OK}
+    delays = [c.value for c in checks if c.unit == "seconds" and c.value is not None
+              and not (c.name.startswith("backup_freshness/") and c.name.split("/", 1)[1] in archived)]
     rpo = round(max(delays), 3) if delays else None
     if any(c.status == BREACH for c in checks) or (rpo is not None and rpo > rpo_target_seconds):
         status: Status = BREACH
