@@ -161,10 +161,11 @@ def _binlogs_archive(args: argparse.Namespace) -> int:
     from multicloud_dr.backup.store import BackupStore
     from multicloud_dr.connections import get_endpoint
 
+    source = get_endpoint(args.source)   # a bad source is said before any server is contacted
     root = StorageUrl.parse(args.to)
     store = BackupStore(_storage(args.storage_conn), root.bucket)
     store.check_container()
-    result = run_archiver(get_endpoint(args.source), store, root, args.database,
+    result = run_archiver(source, store, root, args.database,
                           seconds=0 if args.once else args.seconds, interval=args.interval)
     print(json.dumps(dataclasses.asdict(result), indent=2))
     return EXIT_OK

@@ -5,10 +5,14 @@ forward from the backup to a chosen second: it holds exactly the rows the test w
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,8 @@ from multicloud_dr.restore.mysql_restore import RestoreRequest, restore_backup, 
 from multicloud_dr.restore.pitr import PointNotCoveredError
 
 from .conftest import drop_database, mysql_connect
+
+DRCTL = str(Path(sys.executable).with_name("drctl"))
 
 
 @pytest.fixture
@@ -70,6 +76,12 @@ def _rows(endpoint, database: str) -> dict[int, datetime]:
         return {row[0]: row[1].replace(tzinfo=UTC) for row in cur.fetchall()}
 
 
+def _drctl(*args: str) -> dict:
+    done = subprocess.run([DRCTL, *args], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"drctl {' '.join(args)}: {done.stderr[-2000:]}"
+    return json.loads(done.stdout)
+
+
 def _archive(primary, archive, start_at=None):
     with contextlib.closing(mysql_connect(primary)) as conn, option_file(primary) as defaults:
         return binlog.archive_once(conn, defaults, archive, start_at=start_at)
@@ -95,8 +107,9 @@ def test_a_restore_until_t_holds_exactly_the_rows_written_before_t(primary, dr, 
         writer.stop.set()
         writer.join()
     assert writer.error is None, writer.error
-    second = _archive(primary, archive)
-    assert first.pieces_written >= 1 and second.pieces_written >= 1, "archived in pieces, as the primary wrote"
+    second = _drctl("binlogs", "archive", "--source", "mysql_primary", "--to", str(backup_root), "--database",
+                    writes_db, "--once")
+    assert first.pieces_written >= 1 and second["pieces_written"] >= 1, "archived in pieces, as the primary wrote"
     again = _archive(primary, archive)
     assert again.pieces_written == 0, "a second archiver run over the same binlogs writes nothing new"
 
@@ -105,14 +118,19 @@ def test_a_restore_until_t_holds_exactly_the_rows_written_before_t(primary, dr, 
     after = set(source) - before
     assert len(before) > 20 and after, "rows on both sides of the point, and after the backup: else this proves nothing"
 
+    listing = _drctl("binlogs", "list", "--at", str(backup_root), "--database", writes_db, "--json")
+    assert listing["gaps"] == [] and listing["from_backup"] == f"{manifest.binlog_file}:{manifest.binlog_position}"
+    assert len(listing["pieces"]) == first.pieces_written + second["pieces_written"]
+
     target = restore_target("t_pitr_restored")
-    result = restore_backup(RestoreRequest(dr, target, until=point), store.service, "latest", backup_root, writes_db)
+    result = _drctl("restore", "--from", "latest", "--at", str(backup_root), "--source-database", writes_db,
+                    "--target", "mysql_dr", "--database", target, "--until", point.isoformat())
     restored = _rows(dr, target)
     missing, extra = sorted(before - set(restored))[:5], sorted(set(restored) - before)[:5]
     assert set(restored) == before, (f"{len(restored)} rows restored, {len(before)} written before {point}: "
                                      f"missing {missing}, extra {extra}")
     assert all(restored[i] == source[i] for i in restored), "the restored rows are the source's"
-    pit = result.checks["point_in_time"]
+    pit = result["checks"]["point_in_time"]
     assert pit["until"] == point.isoformat() and pit["pieces"] >= 1
     assert pit["from"] == f"{manifest.binlog_file}:{manifest.binlog_position}"
     status = restore_status(dr, target)

@@ -155,3 +155,17 @@ def test_restore_request_refuses_zero_jobs():
 def test_backup_to_s3_is_bad_input(capsys):
     line = run(capsys, *backup_from(GOOD_URI, to="s3://bucket/x"))
     assert "wasb://" in line
+
+
+# Point-in-time recovery's own bad input.
+
+@pytest.mark.parametrize("argv, says", [
+    (("restore", "--from", "latest", "--target", GOOD_URI, "--database", "petclinic", "--at", "wasb://dr-backups/m",
+      "--until", "yesterday"), "is not a time"),
+    (("restore", "--from", "latest", "--target", GOOD_URI, "--database", "petclinic", "--at", "wasb://dr-backups/m",
+      "--until", "2026-12-01T10:00:00"), "no time zone"),
+    (("binlogs", "archive", "--source", "no_such_conn", "--to", "wasb://dr-backups/m", "--database", "petclinic",
+      "--once"), "no_such_conn"),
+])
+def test_point_in_time_bad_input_is_one_line(capsys, argv, says):
+    assert says in run(capsys, *argv)
