@@ -202,3 +202,38 @@ def test_f34_a_binlog_purged_before_it_was_archived_is_a_gap_named_by_the_check_
     with contextlib.closing(mysql_connect(dr)) as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE %s", (target,))
         assert cur.fetchone() is None, "nothing was written on the target"
+
+
+def test_retention_deletes_the_binlog_pieces_before_the_oldest_kept_backup_and_no_piece_a_kept_one_needs(
+        primary, writes_db, backup_root, blob_service, store):
+    from multicloud_dr.backup.retention import RetentionPolicy, run_retention
+
+    first = run_backup(BackupRequest(primary, writes_db, backup_root, datetime(2026, 11, 1, 3, tzinfo=UTC)),
+                       blob_service)
+    assert verify_backup(store, first.manifest_url).status == "verified"
+    old = store.read_manifest(first.manifest_url).manifest
+    archive = binlog.BinlogArchive(store, backup_root, writes_db)
+    _archive(primary, archive, (old.binlog_file, old.binlog_position))
+    _write(primary, writes_db, 10)
+    _archive(primary, archive)
+    second = run_backup(BackupRequest(primary, writes_db, backup_root, datetime(2026, 11, 2, 3, tzinfo=UTC)),
+                        blob_service)
+    assert verify_backup(store, second.manifest_url).status == "verified"
+    kept = store.read_manifest(second.manifest_url).manifest
+    _write(primary, writes_db, 10)
+    _archive(primary, archive)
+    before = archive.pieces()
+    key = binlog.file_key
+    unneeded = [p for p in before if (key(p.file), p.end) <= (key(kept.binlog_file), kept.binlog_position)]
+    assert unneeded and len(unneeded) < len(before), "pieces on both sides of the kept backup's position"
+
+    dry = run_retention(blob_service, backup_root, writes_db, RetentionPolicy(keep_days=0, min_keep=1))
+    assert dry.binlog_pieces and archive.pieces() == before, "a dry run deletes nothing"
+    done = run_retention(blob_service, backup_root, writes_db, RetentionPolicy(keep_days=0, min_keep=1), dry_run=False)
+    assert done.deleted == [old.backup_id]
+    after = archive.pieces()
+    assert {(p.file, p.start) for p in after} == {(p.file, p.start) for p in before} - {(p.file, p.start)
+                                                                                       for p in unneeded}
+    cov = binlog.coverage(after, kept.binlog_file, kept.binlog_position)
+    assert cov.ok and cov.end == binlog.coverage(before, kept.binlog_file, kept.binlog_position).end, \
+        "from the kept backup on the archive is still whole"

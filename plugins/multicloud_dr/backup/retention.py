@@ -187,6 +187,8 @@ class RetentionResult:
     already_gone: list[str] = field(default_factory=list)   # planned, but nothing of it was left
     bytes_deleted: int = 0
     left_behind: list[str] = field(default_factory=list)    # objects outside the backup's folder: not touched
+    # Archived binlog pieces older than the oldest kept backup's binlog position (none a kept backup needs).
+    binlog_pieces: list[str] = field(default_factory=list)  # deleted, or on a dry run would be
 
     def summary(self) -> str:
         in_use = sum(1 for s in self.skipped if s["reason"].startswith("in use"))
@@ -209,7 +211,8 @@ class RetentionResult:
                            "already_gone": len(self.already_gone)},
                 "bytes_deleted": self.bytes_deleted, "kept": list(self.kept), "deleted": list(self.deleted),
                 "would_delete": list(self.would_delete), "skipped": [dict(s) for s in self.skipped],
-                "already_gone": list(self.already_gone), "left_behind": list(self.left_behind)}
+                "already_gone": list(self.already_gone), "left_behind": list(self.left_behind),
+                "binlog_pieces": list(self.binlog_pieces)}
 
 
 def _layout(record: ManifestRecord) -> BackupLayout:
@@ -366,8 +369,38 @@ def apply_retention(store: BackupStore, plan: RetentionPlan, dry_run: bool = Tru
             reason = "its manifest changed after the plan was made (verified or copied?); decided again next run"
             log.warning("retention %s: skipping %s (%s)", plan.database, d.backup_id, reason)
             result.skipped.append({"backup_id": d.backup_id, "reason": reason})
+    _binlog_retention(store, plan, result, dry_run)
     log.info("%s", result.summary())
     return result
+
+
+def _binlog_retention(store: BackupStore, plan: RetentionPlan, result: RetentionResult, dry_run: bool) -> None:
+    """Delete the archived binlog pieces that end before the oldest kept verified backup's binlog position:
+    a point-in-time restore starts at a kept backup, so none of them can be replayed again. Without a kept
+    verified backup that records a position nothing is deleted (no piece is known to be unneeded)."""
+    from multicloud_dr.backup.binlog import BinlogArchive, file_key
+
+    kept = [plan.records[d.key].manifest for d in plan.decisions if d.action != "delete"]
+    positions = [(file_key(m.binlog_file), m.binlog_position) for m in kept
+                 if m.verification.status == "verified" and m.binlog_file and m.binlog_position]
+    if not positions:
+        return
+    (base, seq), pos = min(positions)
+    archive = BinlogArchive(store, plan.root, plan.database)
+    for piece in archive.pieces():
+        p_base, p_seq = file_key(piece.file)
+        # Needed when it holds events after the position (a replay from the position starts right after it).
+        if p_base != base or p_seq > seq or (p_seq == seq and piece.end > pos):
+            continue
+        url = archive.piece_url(piece.file, piece.start, piece.end)
+        name = f"{piece.file}:{piece.start}-{piece.end}"
+        log.info("retention %s: %s binlog piece %s (before the oldest kept backup's position %s.%06d:%d)",
+                 plan.database, "would delete" if dry_run else "deleting", name, base, seq, pos)
+        result.binlog_pieces.append(name)
+        if not dry_run:
+            index = StorageUrl(url.scheme, url.bucket, url.path.removesuffix(".binlog") + ".binlog.json")
+            _delete(store.blob(index))     # the index entry first: a piece without one is not archived
+            _delete(store.blob(url))
 
 
 def run_retention(service: BlobServiceClient, root: StorageUrl | str, database: str, policy: RetentionPolicy,
