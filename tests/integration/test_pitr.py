@@ -237,3 +237,22 @@ def test_retention_deletes_the_binlog_pieces_before_the_oldest_kept_backup_and_n
     cov = binlog.coverage(after, kept.binlog_file, kept.binlog_position)
     assert cov.ok and cov.end == binlog.coverage(before, kept.binlog_file, kept.binlog_position).end, \
         "from the kept backup on the archive is still whole"
+
+
+def test_a_restore_until_the_archives_last_gtid_holds_every_archived_row(primary, dr, writes_db, backup_root,
+                                                                         blob_service, store, restore_target):
+    """What the emergency failover by restore does when binlogs are archived (failover/data.py)."""
+    backup = run_backup(BackupRequest(primary, writes_db, backup_root, _server_now(primary).replace(microsecond=0)),
+                        blob_service)
+    assert verify_backup(store, backup.manifest_url).status == "verified"
+    manifest = store.read_manifest(backup.manifest_url).manifest
+    archive = binlog.BinlogArchive(store, backup_root, writes_db)
+    _write(primary, writes_db, 30)
+    _archive(primary, archive, (manifest.binlog_file, manifest.binlog_position))
+    cov = binlog.coverage(archive.pieces(), manifest.binlog_file, manifest.binlog_position)
+    assert cov.last_gtid
+    target = restore_target("t_pitr_gtid")
+    result = restore_backup(RestoreRequest(dr, target, until_gtid=cov.last_gtid), store.service, "latest",
+                            backup_root, writes_db)
+    assert set(_rows(dr, target)) == set(_rows(primary, writes_db)), "every archived row, none lost"
+    assert result.checks["point_in_time"]["until"] == cov.last_gtid

@@ -346,18 +346,41 @@ def _restore(topology: Topology, plan: DataPlan, *, drill: bool = False) -> dict
                 "seconds": round(time.monotonic() - t0, 3),
                 "detail": f"{plan.target_database} on {plan.target} holds a complete restore of {newest} already "
                           f"(since {status['updated_at']}): nothing restored"}
-    log.info("data: restoring %s into %s on %s (replacing it)", newest, plan.target_database, plan.target)
-    result = run_restore(RestoreRequest(target, plan.target_database, jobs=RESTORE_JOBS, replace=True),
-                         choice.store, choice.record, choice.fallbacks)
+    until_gtid, archived_to = _archived_point(topology, choice, plan)
+    log.info("data: restoring %s into %s on %s (replacing it)%s", newest, plan.target_database, plan.target,
+             f", then its archived binlogs up to GTID {until_gtid} ({archived_to})" if until_gtid else "")
+    result = run_restore(RestoreRequest(target, plan.target_database, jobs=RESTORE_JOBS, replace=True,
+                                        until_gtid=until_gtid), choice.store, choice.record, choice.fallbacks)
     # A damaged newest backup makes the restore fall back to an older one (F28): the snapshot is that one's.
     used = next(r for r in (choice.record, *choice.fallbacks) if str(r.url) == result.manifest)
+    # With the archive replayed the data reaches its last archived transaction: the RPO is measured from it.
+    snapshot = archived_to if until_gtid and "point_in_time" in result.checks else _iso(used.manifest.started_at)
     outcome = {**_fields(plan), "already": False, "manifest": result.manifest,
-               "snapshot_at": _iso(used.manifest.started_at), "rows": result.rows, "tables": result.tables,
+               "snapshot_at": snapshot, "point_in_time": result.checks.get("point_in_time"),
+               "rows": result.rows, "tables": result.tables,
                "verified": result.verified, "fell_back_from": result.fell_back_from,
                "seconds": round(time.monotonic() - t0, 3), "detail": result.summary()}
     if drill:
         outcome["restore_drill_report"] = _drill_forecast(topology, choice.store, result, used, target, plan)
     return outcome
+
+
+def _archived_point(topology: Topology, choice: Any, plan: DataPlan) -> tuple[str | None, str | None]:
+    """(GTID, time) of the newest transaction the binlog archive holds without a gap from the newest backup's
+    position, when the topology archives binlogs (backup.binlogs): the restore replays up to it. (None, None)
+    when there is no archive or nothing in it after the backup: the backup alone is restored."""
+    manifest = choice.record.manifest
+    if topology.backup.binlogs is None or not manifest.binlog_file:
+        return None, None
+    from multicloud_dr.backup.binlog import BinlogArchive, coverage
+    from multicloud_dr.backup.layout import StorageUrl
+
+    archive = BinlogArchive(choice.store, StorageUrl.parse(plan.source), manifest.database)
+    cov = coverage(archive.pieces(), manifest.binlog_file, manifest.binlog_position)
+    if cov.gaps:
+        log.warning("data: the binlog archive of %s has gaps (%s): replaying up to the first", manifest.database,
+                    "; ".join(cov.gaps))
+    return (cov.last_gtid, cov.last_event_at) if cov.last_gtid else (None, None)
 
 
 def _drill_forecast(topology: Topology, store: Any, result: Any, record: Any, target: Any,
