@@ -62,6 +62,7 @@ test: install lint
 bench: install
 	$(BIN)/python bench/backup.py $(BENCH_ARGS)
 	$(BIN)/python bench/restore.py $(BENCH_ARGS)
+	$(BIN)/python bench/binlog.py
 
 lab-up: install
 	$(BIN)/drctl lab up

@@ -1145,7 +1145,8 @@ def _restore_into(request: RestoreRequest, store: BackupStore, record: ManifestR
 
                 with option_file(request.target) as defaults:
                     checks["point_in_time"] = replay(pitr, archive, defaults, loading,
-                                                     disable_log_bin=loaded.binlog_off)
+                                                     disable_log_bin=loaded.binlog_off or (not request.binlog
+                                                     and _may_skip_binlog(request.target)))
             expected = _expected_objects(post)
             target_lock.check()
             state.set("swapping")
@@ -1183,6 +1184,16 @@ def _restore_into(request: RestoreRequest, store: BackupStore, record: ManifestR
                            checks["data"]["rows"], reader.bytes, reader.raw, True, checks)
     log.info("%s", result.summary())
     return result
+
+
+def _may_skip_binlog(endpoint: Endpoint) -> bool:
+    """Whether the account may turn its session's binlog off (SET sql_log_bin needs SUPER / BINLOG ADMIN)."""
+    with contextlib.closing(_connect(endpoint)) as conn:
+        try:
+            conn.query("SET sql_log_bin = 0")
+            return True
+        except pymysql.err.OperationalError:
+            return False
 
 
 def json_detail(checks: dict) -> str:

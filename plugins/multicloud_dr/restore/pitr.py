@@ -18,6 +18,7 @@ asked for are replayed into that same private database; only then does the resto
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import tempfile
 import time
@@ -30,6 +31,13 @@ from multicloud_dr.backup.binlog import BinlogArchive, Coverage, Piece, binlog_t
 from multicloud_dr.exceptions import DrError, InputError
 
 log = logging.getLogger(__name__)
+
+
+# The tool sets each transaction's GTID and server id as the primary's. Replayed into the DR server, whose own
+# GTIDs have moved on, a binlogged replay would then be refused (gtid_strict_mode: "out-of-order sequence
+# number") or would pass the primary's GTIDs off as the DR server's: these lines are left out, so the DR server
+# numbers what it writes itself.
+_PRIMARY_GTID = re.compile(rb"^/\*M!100001 SET @@session\.(gtid_seq_no|gtid_domain_id|server_id)=\d+\*/")
 
 
 class PointNotCoveredError(InputError):
@@ -158,18 +166,27 @@ def replay(plan: ReplayPlan, archive: BinlogArchive, option_file: Path, into: st
                 else:
                     argv.append(f"--stop-position={plan.until_gtid}")
                 argv.append(str(path))
-                # Straight into the client's stdin (nothing held in memory). TZ=UTC: the tool reads
+                # Line by line into the client (nothing held in memory). TZ=UTC: the tool reads
                 # --stop-datetime in its own time zone, and the point asked for is in UTC.
-                try:
-                    tool = subprocess.run(argv, stdout=client.stdin, stderr=subprocess.PIPE, check=False,
-                                          env={"TZ": "UTC", "PATH": "/usr/local/bin:/usr/bin:/bin"})
-                except BrokenPipeError:
-                    raise client_failed() from None
+                with tempfile.TemporaryFile() as tool_errors:
+                    tool = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=tool_errors,
+                                            env={"TZ": "UTC", "PATH": "/usr/local/bin:/usr/bin:/bin"})
+                    try:
+                        for line in tool.stdout:   # type: ignore[union-attr]
+                            if not _PRIMARY_GTID.match(line):
+                                client.stdin.write(line)   # type: ignore[union-attr]
+                    except BrokenPipeError:
+                        tool.kill()
+                        raise client_failed() from None
+                    finally:
+                        tool.wait()
+                    tool_errors.seek(0)
+                    tool_stderr = tool_errors.read()
                 if client.poll() not in (None, 0):
                     raise client_failed()
                 if tool.returncode != 0:
                     raise ReplayError(f"reading binlog piece {piece.file} {piece.start}-{piece.end} failed: "
-                                      f"{tool.stderr.decode(errors='replace').strip()[-300:]}")
+                                      f"{tool_stderr.decode(errors='replace').strip()[-300:]}")
                 replayed += piece.bytes
                 log.info("replayed %s %d-%d (%d of %d pieces, %s bytes)", piece.file, piece.start, piece.end,
                          index + 1, len(plan.pieces), f"{replayed:,}")
