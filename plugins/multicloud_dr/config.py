@@ -68,7 +68,7 @@ class BinlogArchiveConfig(Strict):
     """The primary's binlogs archived next to the backups (mysql_binlog_archive, `drctl binlogs archive`)."""
 
     interval_seconds: int = Field(10, ge=1, le=300)   # how often a running archiver reads the primary again
-    run_minutes: int = Field(14, ge=1, le=60)        # one task's run; the DAG starts the next (every 15 min)
+    run_minutes: float = Field(14, gt=0, le=60)      # one task's run; the DAG starts the next (every 15 min)
 
 
 class BackupConfig(Strict):

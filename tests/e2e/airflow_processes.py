@@ -41,7 +41,7 @@ from multicloud_dr.lab import sample_data
 from multicloud_dr.lab.airflow_run import free_port
 from multicloud_dr.sql import quote_identifier
 
-from .conftest import ROOT, AirflowApi, _wait_healthy
+from .conftest import QUIET_DAG_PROCESSOR, ROOT, AirflowApi, _wait_healthy
 
 COMPONENTS = ("api-server", "dag-processor", "triggerer", "scheduler")
 # A test's Airflow has nothing left to finish when it is stopped; after a task was SIGKILLed, standalone's
@@ -297,6 +297,7 @@ class LabAirflow:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            **QUIET_DAG_PROCESSOR,
             **extra_env,
         }
         self.env["PATH"] = f"{Path(sys.executable).parent}:{self.env['PATH']}"  # standalone starts `airflow ...`
@@ -356,8 +357,12 @@ class LabAirflow:
         started = time.monotonic()
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
-                # standalone stops its components on Ctrl-C (SIGINT) only, a component on SIGTERM
-                os.killpg(proc.pid, signal.SIGINT if proc.args[-1] == "standalone" else signal.SIGTERM)
+                if proc.args[-1] == "standalone":
+                    # standalone stops its components on Ctrl-C (SIGINT) only, and to it alone: a second signal
+                    # to a component deadlocks the triggerer (multicloud_dr.lab.airflow_run.stop_standalone_group)
+                    os.kill(proc.pid, signal.SIGINT)
+                else:
+                    os.killpg(proc.pid, signal.SIGTERM)   # a component stops on SIGTERM
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for proc in self.procs.values():
             try:

@@ -40,7 +40,7 @@ class AirflowApi:
             except urllib.error.HTTPError as err:
                 if err.code != 404 or time.monotonic() > deadline:
                     raise
-                time.sleep(1)
+                time.sleep(0.5)
 
     def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 180.0) -> dict:
         """Trigger a run through the REST API and wait for it to finish; returns the run and its tasks."""
@@ -50,7 +50,7 @@ class AirflowApi:
         run_id = run["dag_run_id"]
         while run["state"] not in TERMINAL:
             assert time.monotonic() < deadline, f"{dag_id} run {run_id} still {run['state']} after {timeout} s"
-            time.sleep(1)
+            time.sleep(0.5)
             run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         tasks = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         return {"run": run, "tasks": {t["task_id"]: t["state"] for t in tasks}}
@@ -66,21 +66,45 @@ def _wait_healthy(url: str, proc, log: Path, timeout: float = 150.0) -> None:
         pytest.fail(str(err))
 
 
+# A test's Airflow parses each DAG file once, at its start (no test edits a DAG file under a running Airflow);
+# the dag-processor's default re-parse of every file each 30 s cost an idle standalone ~9 CPU-seconds a minute
+# (3 with this), taken from the tests running beside it on this 2-core machine.
+QUIET_DAG_PROCESSOR = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600"}
+
+
 @contextlib.contextmanager
 def _running_standalone(home: Path, extra_env: dict[str, str]):
     """`airflow standalone` in `home` with `extra_env` over the session's environment (which its workers inherit)."""
     from multicloud_dr.lab.airflow_run import airflow_token, own_standalone
 
-    with own_standalone(home, ROOT, dict(os.environ), extra_env, timeout=150, grace=10) as (url, passwords, _):
+    with own_standalone(home, ROOT, dict(os.environ), {**QUIET_DAG_PROCESSOR, **extra_env}, timeout=150,
+                        grace=10) as (url, passwords, _):
         api = AirflowApi(url, airflow_token(url, "admin", passwords["admin"]))
         api.passwords = passwords   # the browser test signs in through the login page
         yield api
 
 
+_session_standalone = contextlib.ExitStack()
+
+
 @pytest.fixture(scope="session")
 def airflow_standalone(lab, tmp_path_factory):
-    with _running_standalone(tmp_path_factory.mktemp("airflow-standalone"), {}) as api:
-        yield api
+    """The session's `airflow standalone`, stopped as soon as no test left to run uses it (see below)."""
+    with _session_standalone:
+        yield _session_standalone.enter_context(
+            _running_standalone(tmp_path_factory.mktemp("airflow-standalone"), {}))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the session's standalone after the last test that uses it: the integration and unit tests after the
+    e2e ones would otherwise share the two cores with its idle scheduler, dag-processor and api-server until the
+    session ends."""
+    if "airflow_standalone" not in getattr(item, "fixturenames", ()):
+        return
+    later = item.session.items[item.session.items.index(item) + 1:]
+    if not any("airflow_standalone" in getattr(other, "fixturenames", ()) for other in later):
+        _session_standalone.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,14 @@ import pytest
 
 from multicloud_dr.lab.failover_demo import run_failover_demo
 
+from .conftest import QUIET_DAG_PROCESSOR
+
 pytestmark = pytest.mark.timeout(900)
 
 
-def test_failover_demo_fails_over_the_killed_primary_and_reports_rto_and_rpo(lab, capsys):
+def test_failover_demo_fails_over_the_killed_primary_and_reports_rto_and_rpo(lab, capsys, monkeypatch):
+    for key, value in QUIET_DAG_PROCESSOR.items():   # the demo's standalone inherits this environment
+        monkeypatch.setenv(key, value)
     assert run_failover_demo(), capsys.readouterr().err[-4000:]
     out = capsys.readouterr().out.strip().splitlines()
     report = json.loads(out[-1])

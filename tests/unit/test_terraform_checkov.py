@@ -16,6 +16,8 @@ import json
 import os
 import re
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -40,30 +42,59 @@ ACCEPTED_PER_ENVIRONMENT = {
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 
+_checkov_run: dict = {}
+
+
+def start_checkov() -> subprocess.Popen | None:
+    """Start the scan once, in the background (None when checkov is not installed). tests/unit/conftest.py calls
+    this as soon as the session is collected, so the scan (20-30 s of checkov here) overlaps the tests that
+    run before this module's; the fixture below then only waits for its report."""
+    if "proc" not in _checkov_run:
+        if not CHECKOV.is_file():
+            return None
+        command = [
+            str(CHECKOV),
+            "--directory", str(TERRAFORM),
+            "--framework", "terraform",
+            "--output", "json",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+        ]
+        env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "WARNING"}
+        env.pop("BC_API_KEY", None)
+        # the report files live as long as the scan, past this function: read and closed by the fixture
+        stdout, stderr = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
+        _checkov_run.update(proc=subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env),
+                            stdout=stdout, stderr=stderr, started=time.monotonic())
+    return _checkov_run["proc"]
+
+
 @pytest.fixture(scope="module")
 def checkov_report() -> dict:
-    if not CHECKOV.is_file():
+    proc = start_checkov()
+    if proc is None:
         pytest.fail(
             f"checkov is not installed at {CHECKOV.relative_to(REPO_ROOT)}: run `make install` "
             "(or scripts/install-checkov.sh)",
             pytrace=False,
         )
-    command = [
-        str(CHECKOV),
-        "--directory", str(TERRAFORM),
-        "--framework", "terraform",
-        "--output", "json",
-        "--quiet",
-        "--compact",
-        "--skip-download",
-    ]
-    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "WARNING"}
-    env.pop("BC_API_KEY", None)
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240, check=False)
+    try:
+        # 240 s for the scan itself, counted from its start (it may have been running for a while already)
+        returncode = proc.wait(timeout=max(1.0, _checkov_run["started"] + 240 - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    stdout, stderr = (_checkov_run[name] for name in ("stdout", "stderr"))
+    with stdout, stderr:
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = stdout.read().decode(), stderr.read().decode(errors="replace")
     # checkov exits 1 when a check fails; anything else (or no JSON) is a crash.
-    assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-3000:]}"
-    report = json.loads(result.stdout)
-    assert isinstance(report, dict) and report.get("check_type") == "terraform", result.stdout[:500]
+    assert returncode in (0, 1), f"checkov crashed ({returncode}):\n{err[-3000:]}"
+    report = json.loads(out)
+    assert isinstance(report, dict) and report.get("check_type") == "terraform", out[:500]
     return report
 
 
