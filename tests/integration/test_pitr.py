@@ -82,6 +82,14 @@ def _drctl(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
+def _verified_backup(primary, database, root, service, store, logical_date=None):
+    """A verified backup of `database` (named by the primary's clock unless given): its manifest."""
+    when = logical_date or _server_now(primary).replace(microsecond=0)
+    backup = run_backup(BackupRequest(primary, database, root, when), service)
+    assert verify_backup(store, backup.manifest_url).status == "verified"
+    return store.read_manifest(backup.manifest_url).manifest
+
+
 def _archive(primary, archive, start_at=None):
     with contextlib.closing(mysql_connect(primary)) as conn, option_file(primary) as defaults:
         return binlog.archive_once(conn, defaults, archive, start_at=start_at)
@@ -89,10 +97,7 @@ def _archive(primary, archive, start_at=None):
 
 def test_a_restore_until_t_holds_exactly_the_rows_written_before_t(primary, dr, writes_db, backup_root, blob_service,
                                                                   store, restore_target):
-    backup = run_backup(BackupRequest(primary, writes_db, backup_root, _server_now(primary).replace(microsecond=0)),
-                        blob_service)
-    assert verify_backup(store, backup.manifest_url).status == "verified"
-    manifest = store.read_manifest(backup.manifest_url).manifest
+    manifest = _verified_backup(primary, writes_db, backup_root, blob_service, store)
     archive = binlog.BinlogArchive(store, backup_root, writes_db)
 
     writer = Writer(primary, writes_db)
@@ -139,10 +144,7 @@ def test_a_restore_until_t_holds_exactly_the_rows_written_before_t(primary, dr, 
 
 def test_a_point_later_than_the_archive_is_refused_before_the_target_is_touched(primary, dr, writes_db, backup_root,
                                                                                 blob_service, store, restore_target):
-    backup = run_backup(BackupRequest(primary, writes_db, backup_root, _server_now(primary).replace(microsecond=0)),
-                        blob_service)
-    assert verify_backup(store, backup.manifest_url).status == "verified"
-    manifest = store.read_manifest(backup.manifest_url).manifest
+    manifest = _verified_backup(primary, writes_db, backup_root, blob_service, store)
     archive = binlog.BinlogArchive(store, backup_root, writes_db)
     done = _archive(primary, archive, (manifest.binlog_file, manifest.binlog_position))
     later = datetime.fromisoformat(done.covered_until) + timedelta(hours=1)
@@ -165,10 +167,7 @@ def test_f34_a_binlog_purged_before_it_was_archived_is_a_gap_named_by_the_check_
         primary, dr, writes_db, backup_root, blob_service, store, restore_target):
     from multicloud_dr.replication.health import run_check
 
-    backup = run_backup(BackupRequest(primary, writes_db, backup_root, _server_now(primary).replace(microsecond=0)),
-                        blob_service)
-    assert verify_backup(store, backup.manifest_url).status == "verified"
-    manifest = store.read_manifest(backup.manifest_url).manifest
+    manifest = _verified_backup(primary, writes_db, backup_root, blob_service, store)
     archive = binlog.BinlogArchive(store, backup_root, writes_db)
     _archive(primary, archive, (manifest.binlog_file, manifest.binlog_position))
     spec = {"name": f"binlog_archive/{writes_db}", "kind": "binlog_archive", "database": writes_db,
@@ -208,18 +207,12 @@ def test_retention_deletes_the_binlog_pieces_before_the_oldest_kept_backup_and_n
         primary, writes_db, backup_root, blob_service, store):
     from multicloud_dr.backup.retention import RetentionPolicy, run_retention
 
-    first = run_backup(BackupRequest(primary, writes_db, backup_root, datetime(2026, 11, 1, 3, tzinfo=UTC)),
-                       blob_service)
-    assert verify_backup(store, first.manifest_url).status == "verified"
-    old = store.read_manifest(first.manifest_url).manifest
+    old = _verified_backup(primary, writes_db, backup_root, blob_service, store, datetime(2026, 11, 1, 3, tzinfo=UTC))
     archive = binlog.BinlogArchive(store, backup_root, writes_db)
     _archive(primary, archive, (old.binlog_file, old.binlog_position))
     _write(primary, writes_db, 10)
     _archive(primary, archive)
-    second = run_backup(BackupRequest(primary, writes_db, backup_root, datetime(2026, 11, 2, 3, tzinfo=UTC)),
-                        blob_service)
-    assert verify_backup(store, second.manifest_url).status == "verified"
-    kept = store.read_manifest(second.manifest_url).manifest
+    kept = _verified_backup(primary, writes_db, backup_root, blob_service, store, datetime(2026, 11, 2, 3, tzinfo=UTC))
     _write(primary, writes_db, 10)
     _archive(primary, archive)
     before = archive.pieces()
@@ -242,10 +235,7 @@ def test_retention_deletes_the_binlog_pieces_before_the_oldest_kept_backup_and_n
 def test_a_restore_until_the_archives_last_gtid_holds_every_archived_row(primary, dr, writes_db, backup_root,
                                                                          blob_service, store, restore_target):
     """What the emergency failover by restore does when binlogs are archived (failover/data.py)."""
-    backup = run_backup(BackupRequest(primary, writes_db, backup_root, _server_now(primary).replace(microsecond=0)),
-                        blob_service)
-    assert verify_backup(store, backup.manifest_url).status == "verified"
-    manifest = store.read_manifest(backup.manifest_url).manifest
+    manifest = _verified_backup(primary, writes_db, backup_root, blob_service, store)
     archive = binlog.BinlogArchive(store, backup_root, writes_db)
     _write(primary, writes_db, 30)
     _archive(primary, archive, (manifest.binlog_file, manifest.binlog_position))
