@@ -214,6 +214,49 @@ def test_emergency_failover_by_restore_then_the_returning_primary_is_fenced_then
     unfence_mysql(get_endpoint("mysql_dr"), [APP_USER])
 
 
+def test_emergency_failover_by_restore_replays_the_binlog_archive_so_only_what_was_not_archived_is_lost(
+        lab, fo, primary_behind_proxy):
+    """With backup.binlogs set, the restore path brings the backup forward to the archive's last transaction:
+    rows written after the backup (and archived) are on DR, and the report's RPO counts from that transaction."""
+    from multicloud_dr.backup import binlog
+
+    def archive_on(data: dict) -> None:
+        restore_only(data)
+        data["backup"]["binlogs"] = {"interval_seconds": 10, "run_minutes": 14}
+
+    fo.make(archive=archive_on)
+    primary = get_endpoint("mysql_primary")
+    with contextlib.closing(source.connect(primary, SAMPLE_DATABASE)) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS fo_after_backup (id INT PRIMARY KEY, note VARCHAR(20))")
+        cur.executemany("INSERT INTO fo_after_backup VALUES (%s, 'after')", [(i,) for i in range(25)])
+        conn.commit()
+    service = blob_service_client(get_endpoint("azure_blob_dr"))
+    store = BackupStore(service, "dr-backups")
+    try:
+        archived = binlog.run_archiver(primary, store, fo.location, SAMPLE_DATABASE, seconds=0, lease_seconds=15)
+        assert archived.pieces_written >= 1
+        primary_behind_proxy.cut()                                   # the primary is gone
+
+        report = run_all(fo.runner("emergency"), approved_by="bob", approval_reason="primary down")
+        assert report["outcome"] == "succeeded" and report["active_site"] == "dr"
+        (data,) = report["data"]
+        assert data["method"] == "restore" and data["point_in_time"]["pieces"] >= 1
+        with contextlib.closing(source.connect(get_endpoint("mysql_dr"), SAMPLE_DATABASE)) as conn, \
+                conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM fo_after_backup")
+            assert cur.fetchone()[0] == 25, "the rows written after the backup were replayed from the archive"
+        cov = binlog.coverage(binlog.BinlogArchive(store, fo.location, SAMPLE_DATABASE).pieces(),
+                              fo.backup.manifest.binlog_file, fo.backup.manifest.binlog_position)
+        assert datetime.fromisoformat(data["snapshot_at"]) == datetime.fromisoformat(cov.last_event_at), \
+            "the RPO is measured from the last archived transaction"
+    finally:
+        primary_behind_proxy.heal()
+        for conn_id in ("mysql_primary", "mysql_dr"):
+            with contextlib.closing(source.connect(get_endpoint(conn_id), SAMPLE_DATABASE)) as conn, \
+                    conn.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS fo_after_backup")
+
+
 # -- planned failover by promotion ------------------------------------------------------------------------------------
 
 

@@ -547,7 +547,8 @@ def build_report(run: StepRunner, outcome: str) -> dict[str, Any]:
                                 _short(s.name, s.detail)))
     moved = [o for o in ((run.detail("data") or {}).get("outcomes") or []) if o.get("method") in ("promote", "restore")]
     data = [DataOutcome(o["method"], o["target"], o["database"], o.get("manifest"), _time(o.get("snapshot_at")),
-                        _time(o.get("applied_at")), _time(o.get("primary_last_commit_at"))) for o in moved]
+                        _time(o.get("applied_at")), _time(o.get("primary_last_commit_at")), o.get("point_in_time"))
+            for o in moved]
     approval = run.detail("approval")
     fence = run.detail("fence") or {}
     verify = run.detail("verify") or {}

@@ -41,6 +41,7 @@ class DataOutcome:
     snapshot_at: datetime | None = None           # restore: the backup's consistent snapshot
     applied_at: datetime | None = None            # promote: the last commit the replica applied
     primary_last_commit_at: datetime | None = None  # promote: the primary's last commit known
+    point_in_time: dict[str, Any] | None = None   # restore with the binlog archive: the replay (snapshot_at is its end)
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,9 @@ class FailoverReport:
             if outcome.snapshot_at is None:
                 return None, "the backup's snapshot time is unknown"
             end = self.outage_at or self.triggered_at
-            return max(0.0, round((end - outcome.snapshot_at).total_seconds(), 3)), \
-                "outage time minus the backup's snapshot time"
+            basis = ("outage time minus the last transaction replayed from the binlog archive" if outcome.point_in_time
+                     else "outage time minus the backup's snapshot time")
+            return max(0.0, round((end - outcome.snapshot_at).total_seconds(), 3)), basis
         if outcome.applied_at is None or outcome.primary_last_commit_at is None:
             return None, "the primary's last commit could not be read (it is down): at most the replica's lag " \
                          "at the last replication check"
@@ -95,6 +97,8 @@ class FailoverReport:
             "steps": [{"name": s.name, "status": s.status, "started_at": iso(s.started_at),
                        "ended_at": iso(s.ended_at), "seconds": s.seconds, "detail": s.detail} for s in self.steps],
             "data": [{"method": d.method, "target": d.target, "database": d.database, "manifest": d.manifest,
-                      "rpo_seconds": self.rpo_of(d)[0], "rpo_basis": self.rpo_of(d)[1]} for d in self.data],
+                      "rpo_seconds": self.rpo_of(d)[0], "rpo_basis": self.rpo_of(d)[1],
+                      **({"snapshot_at": iso(d.snapshot_at), "point_in_time": d.point_in_time} if d.point_in_time
+                         else {})} for d in self.data],
             "approvals": list(self.approvals), "fencing": self.fencing, "traffic": self.traffic,
         }
