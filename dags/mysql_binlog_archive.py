@@ -73,7 +73,8 @@ with DAG(
             def step():
                 store = BackupStore(blob_service_client(backup.storage_conn_id), root.bucket)
                 return run_archiver(get_endpoint(conn_id), store, root, name, seconds=settings.run_minutes * 60,
-                                    interval=settings.interval_seconds, lease_seconds=backup.lease_seconds)
+                                    interval=settings.interval_seconds, lease_seconds=backup.lease_seconds,
+                                    max_piece_bytes=settings.max_piece_mb * 2**20)
 
             return dataclasses.asdict(run_step(step))
 

@@ -69,6 +69,7 @@ class BinlogArchiveConfig(Strict):
 
     interval_seconds: int = Field(10, ge=1, le=300)   # how often a running archiver reads the primary again
     run_minutes: float = Field(14, gt=0, le=60)      # one task's run; the DAG starts the next (every 15 min)
+    max_piece_mb: int = Field(64, ge=1, le=1024)     # a piece is cut at the next transaction past this size
 
 
 class BackupConfig(Strict):

@@ -90,9 +90,9 @@ def _verified_backup(primary, database, root, service, store, logical_date=None)
     return store.read_manifest(backup.manifest_url).manifest
 
 
-def _archive(primary, archive, start_at=None):
+def _archive(primary, archive, start_at=None, **kwargs):
     with contextlib.closing(mysql_connect(primary)) as conn, option_file(primary) as defaults:
-        return binlog.archive_once(conn, defaults, archive, start_at=start_at)
+        return binlog.archive_once(conn, defaults, archive, start_at=start_at, **kwargs)
 
 
 def test_a_restore_until_t_holds_exactly_the_rows_written_before_t(primary, dr, writes_db, backup_root, blob_service,
@@ -104,7 +104,8 @@ def test_a_restore_until_t_holds_exactly_the_rows_written_before_t(primary, dr, 
     writer.start()
     try:
         time.sleep(1.5)
-        first = _archive(primary, archive, (manifest.binlog_file, manifest.binlog_position))   # while writing
+        # While writing; pieces cut at 8 KiB, so one read of the primary makes several (cut where transactions start).
+        first = _archive(primary, archive, (manifest.binlog_file, manifest.binlog_position), max_piece_bytes=8192)
         now = _server_now(primary)
         point = (now + timedelta(seconds=1)).replace(microsecond=0)     # a whole second, on the server's clock
         time.sleep((point - now).total_seconds() + 1.5)                  # ... and keep writing past it
@@ -114,7 +115,7 @@ def test_a_restore_until_t_holds_exactly_the_rows_written_before_t(primary, dr, 
     assert writer.error is None, writer.error
     second = _drctl("binlogs", "archive", "--source", "mysql_primary", "--to", str(backup_root), "--database",
                     writes_db, "--once")
-    assert first.pieces_written >= 1 and second["pieces_written"] >= 1, "archived in pieces, as the primary wrote"
+    assert first.pieces_written >= 3 and second["pieces_written"] >= 1, "archived in pieces, as the primary wrote"
     again = _archive(primary, archive)
     assert again.pieces_written == 0, "a second archiver run over the same binlogs writes nothing new"
 

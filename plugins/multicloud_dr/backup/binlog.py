@@ -10,7 +10,9 @@ binlog file: the replication protocol (the account needs REPLICATION SLAVE and, 
 BINLOG MONITOR / REPLICATION CLIENT, as on RDS), non-blocking, so it stops at the end of what the server has
 written, the file being written included. Each piece is a binlog file of its own (the magic number, the
 server's format description, then the events from `<start>` to `<end>`), readable by mariadb-binlog and
-mysqlbinlog alike. `<start>` and `<end>` are the server's positions in that file: a retry, or a second
+mysqlbinlog alike; a long read is cut into pieces of about `backup.binlogs.max_piece_mb`, where a transaction
+starts, as it streams (the tool's output goes through a named pipe: nothing of it is kept on disk, and memory
+holds one piece). `<start>` and `<end>` are the server's positions in that file: a retry, or a second
 archiver, derives the same names and writes nothing new. The last piece of a file that the server has
 rotated away from is marked `closed`; continuity (coverage()) follows files and positions, and names every
 gap, such as a binlog purged on the primary before it was archived (F34).
@@ -28,9 +30,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -271,21 +276,81 @@ def binlog_tool() -> str:
                              "client package (it comes with mysqldump)")
 
 
-def read_remote_piece(option_file: Path, file: str, start: int, scratch: Path, timeout: float = 600) -> bytes:
-    """The server's events of `file` from `start` to its current end, as a binlog file (see the module doc)."""
-    out = scratch / f"piece-{start}-"
-    result = subprocess.run(
-        [binlog_tool(), f"--defaults-file={option_file}", "--read-from-remote-server", "--raw",
-         f"--start-position={start}", f"--result-file={out}", "--", file],
-        capture_output=True, text=True, timeout=timeout, check=False)
-    path = Path(f"{out}{file}")
-    try:
-        if result.returncode != 0:
-            detail = (result.stderr.strip().splitlines() or ["no message"])[-1]
-            raise BinlogArchiveError(f"reading {file} from position {start} failed: {detail}")
-        return path.read_bytes()
-    finally:
-        path.unlink(missing_ok=True)
+GTID_EVENT = 162                 # MariaDB's GTID event: the first event of every transaction
+MAX_PIECE_BYTES = 64 * 2**20
+
+
+def stream_remote_pieces(option_file: Path, file: str, start: int, max_bytes: int = MAX_PIECE_BYTES,
+                         timeout: float = 3600) -> Iterator[tuple[int, int, bytes]]:
+    """The server's events of `file` from `start` to its current end, as (start, end, bytes) pieces of at most
+    about `max_bytes`, each a binlog file of its own (see the module doc), cut only where a transaction starts.
+
+    The tool's raw output goes into a named pipe that is read as it is written: nothing of it lands on disk,
+    and memory holds one piece. (mariadb-binlog ignores --stop-position in raw mode, so the tool cannot be
+    asked for less; the pieces are cut here by the events' own headers: length and end position.)"""
+    with tempfile.TemporaryDirectory(prefix="mcdr-binlog-") as work, tempfile.TemporaryFile() as errors:
+        out = Path(work) / "raw-"
+        fifo = Path(f"{out}{file}")
+        os.mkfifo(fifo, 0o600)
+        proc = subprocess.Popen(
+            [binlog_tool(), f"--defaults-file={option_file}", "--read-from-remote-server", "--raw",
+             f"--start-position={start}", f"--result-file={out}", "--", file],
+            stdout=subprocess.DEVNULL, stderr=errors)
+        # Non-blocking: a tool that fails before it opens the pipe must not leave this read waiting forever.
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        deadline = time.monotonic() + timeout
+        buffer = bytearray()
+        header: bytes | None = None
+        piece, piece_start, piece_end = bytearray(), start, start
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, 1 << 20)
+                except BlockingIOError:
+                    chunk = None
+                if chunk:
+                    buffer += chunk
+                elif proc.poll() is not None and chunk == b"":
+                    break
+                else:
+                    if time.monotonic() > deadline:
+                        raise BinlogArchiveError(f"reading {file} from {start} took over {timeout:.0f} s")
+                    time.sleep(0.005)
+                    continue
+                if header is None:
+                    if len(buffer) < 17 or len(buffer) < 4 + int.from_bytes(buffer[13:17], "little"):
+                        continue
+                    header = bytes(buffer[: header_length(bytes(buffer[:17]))])
+                    del buffer[: len(header)]
+                    piece += header
+                while len(buffer) >= 19:
+                    length = int.from_bytes(buffer[9:13], "little")
+                    if len(buffer) < length:
+                        break
+                    event, kind, next_pos = bytes(buffer[:length]), buffer[4], int.from_bytes(buffer[13:17], "little")
+                    del buffer[:length]
+                    if next_pos == 0:
+                        continue          # an event the server made up for the reader, not one of the file's
+                    if kind == GTID_EVENT and len(piece) - len(header) >= max_bytes:
+                        yield piece_start, piece_end, bytes(piece)
+                        piece, piece_start = bytearray(header), next_pos - length
+                    piece += event
+                    piece_end = next_pos
+            proc.wait()
+            if proc.returncode != 0:
+                errors.seek(0)
+                detail = (errors.read().decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+                raise BinlogArchiveError(f"reading {file} from position {start} failed: {detail}")
+            if header is None:
+                raise BinlogArchiveError(f"reading {file} from position {start} returned no binlog")
+            if buffer:
+                raise BinlogArchiveError(f"reading {file} from position {start} ended inside an event")
+            yield piece_start, piece_end, bytes(piece)
+        finally:
+            os.close(fd)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def describe_piece(data: bytes) -> dict[str, Any]:
@@ -358,52 +423,53 @@ def resume_point(archive: BinlogArchive, start_at: tuple[str, int] | None,
 
 
 def archive_once(conn, option_file: Path, archive: BinlogArchive, *, start_at: tuple[str, int] | None = None,
-                 lease=None, scratch: Path | None = None) -> ArchiveResult:
+                 lease=None, max_piece_bytes: int = MAX_PIECE_BYTES) -> ArchiveResult:
     """Archive everything the primary has written since the last piece, up to its current end."""
     fmt, logs, current, server_now = _server_state(conn)
     sizes = dict(logs)
     order = [name for name, _ in sorted(logs, key=lambda item: file_key(item[0]))]
     file, pos = resume_point(archive, start_at, current)
     result = ArchiveResult()
-    with contextlib.ExitStack() as stack:
-        work = scratch or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcdr-binlog-")))
-        while True:
-            if file not in sizes:
-                newer = [name for name in order if file_key(name) > file_key(file)]
-                if not newer:
-                    raise BinlogArchiveError(f"the primary has no binlog {file} nor any later one (it lists "
-                                             f"{order[0]} to {order[-1]}): was it reset? Archive from scratch")
-                result.gaps.append(f"{file} from position {pos} to {newer[0]} purged on the primary before it was "
-                                   f"archived")
-                log.error("binlog gap: %s", result.gaps[-1])
-                file, pos = newer[0], 4
-                continue
-            active = file == current[0]
-            size = current[1] if active else sizes[file]
-            if pos > size:
-                raise BinlogArchiveError(f"the archive is at {file}:{pos} but the primary's {file} ends at {size}: "
-                                         f"is this archive another server's?")
-            if lease is not None:
-                lease.confirm()
-            data = read_remote_piece(option_file, file, pos, work) if pos < size or not active else b""
-            if data:
-                end = len(data) if pos == 4 else pos + len(data) - header_length(data)
-                if end < size and not active:
-                    raise BinlogArchiveError(f"read {file} from {pos} to {end}, but the file ends at {size}")
-                closed = not active and end == size
-                if end > pos or closed:
-                    piece = Piece(file=file, start=pos, end=end, bytes=len(data),
-                                  sha256=hashlib.sha256(data).hexdigest(), closed=closed, binlog_format=fmt,
-                                  archived_at=datetime.now(UTC).isoformat(timespec="seconds"), **describe_piece(data))
-                    if archive.write_piece(piece, data):
-                        result.pieces_written += 1
-                        result.bytes_written += len(data)
-                        log.info("archived %s %d-%d (%d bytes, transactions %s to %s)", file, pos, end, len(data),
-                                 piece.first_event_at or "-", piece.last_event_at or "-")
-                pos = end
-            if active:
-                break
-            file, pos = order[order.index(file) + 1], 4
+    while True:
+        if file not in sizes:
+            newer = [name for name in order if file_key(name) > file_key(file)]
+            if not newer:
+                raise BinlogArchiveError(f"the primary has no binlog {file} nor any later one (it lists "
+                                         f"{order[0]} to {order[-1]}): was it reset? Archive from scratch")
+            result.gaps.append(f"{file} from position {pos} to {newer[0]} purged on the primary before it was "
+                               f"archived")
+            log.error("binlog gap: %s", result.gaps[-1])
+            file, pos = newer[0], 4
+            continue
+        active = file == current[0]
+        size = current[1] if active else sizes[file]
+        if pos > size:
+            raise BinlogArchiveError(f"the archive is at {file}:{pos} but the primary's {file} ends at {size}: "
+                                     f"is this archive another server's?")
+        if lease is not None:
+            lease.confirm()
+        reads = stream_remote_pieces(option_file, file, pos, max_piece_bytes) if pos < size or not active else ()
+        for first, end, data in reads:
+            if first != pos:
+                raise BinlogArchiveError(f"read {file} from {pos} but got events from {first}")
+            closed = not active and end == size
+            if end > pos or closed:
+                piece = Piece(file=file, start=pos, end=end, bytes=len(data),
+                              sha256=hashlib.sha256(data).hexdigest(), closed=closed, binlog_format=fmt,
+                              archived_at=datetime.now(UTC).isoformat(timespec="seconds"), **describe_piece(data))
+                if lease is not None:
+                    lease.confirm()
+                if archive.write_piece(piece, data):
+                    result.pieces_written += 1
+                    result.bytes_written += len(data)
+                    log.info("archived %s %d-%d (%d bytes, transactions %s to %s)", file, pos, end, len(data),
+                             piece.first_event_at or "-", piece.last_event_at or "-")
+            pos = end
+        if not active and pos != size:
+            raise BinlogArchiveError(f"read {file} to {pos}, but the file ends at {size}")
+        if active:
+            break
+        file, pos = order[order.index(file) + 1], 4
     result.position = (file, pos)
     # The read reached the primary's end as it was at `server_now`: everything committed before it is archived.
     result.covered_until = server_now.isoformat(timespec="seconds")
@@ -422,7 +488,7 @@ def oldest_backup_position(store, root: StorageUrl, database: str) -> tuple[str,
 
 
 def run_archiver(source, store, root: StorageUrl, database: str, *, seconds: float = 0, interval: float = 10,
-                 lease_seconds: int = 60) -> ArchiveResult:
+                 lease_seconds: int = 60, max_piece_bytes: int = MAX_PIECE_BYTES) -> ArchiveResult:
     """Archive `database`'s primary for `seconds` (0: one pass), reading it again every `interval`, under the
     archive's lease: a second archiver finds it held and leaves without writing. Raises BinlogGapError at the
     end when a binlog was purged before it could be archived (what could be archived is)."""
@@ -443,7 +509,8 @@ def run_archiver(source, store, root: StorageUrl, database: str, *, seconds: flo
         return total
     with lease, contextlib.closing(connect(source)) as conn, option_file(source) as defaults:
         while True:
-            result = archive_once(conn, defaults, archive, start_at=start_at, lease=lease)
+            result = archive_once(conn, defaults, archive, start_at=start_at, lease=lease,
+                                  max_piece_bytes=max_piece_bytes)
             total.pieces_written += result.pieces_written
             total.bytes_written += result.bytes_written
             total.position, total.covered_until = result.position, result.covered_until
