@@ -162,10 +162,13 @@ def _binlogs_archive(args: argparse.Namespace) -> int:
     from multicloud_dr.connections import get_endpoint
 
     source = get_endpoint(args.source)   # a bad source is said before any server is contacted
+    database = args.database or source.schema
+    if not database:
+        raise InputError(f"which database's archive? {source.describe()} names no schema: pass --database")
     root = StorageUrl.parse(args.to)
     store = BackupStore(_storage(args.storage_conn), root.bucket)
     store.check_container()
-    result = run_archiver(source, store, root, args.database,
+    result = run_archiver(source, store, root, database,
                           seconds=0 if args.once else args.seconds, interval=args.interval)
     print(json.dumps(dataclasses.asdict(result), indent=2))
     return EXIT_OK
@@ -503,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     archive = binlogs_commands.add_parser("archive", help="copy the primary's binlogs to Blob storage, in pieces")
     archive.add_argument("--source", required=True, help="URI (mysql://user:pass@host:port) or connection id")
     archive.add_argument("--to", required=True, metavar="wasb://CONTAINER/PREFIX", help="the backup location")
-    archive.add_argument("--database", required=True, help="the backed-up database the archive belongs to")
+    archive.add_argument("--database", help="the backed-up database the archive belongs to (default: the source "
+                                            "connection's schema)")
     archive.add_argument("--once", action="store_true", help="one pass to the primary's current end, then exit")
     archive.add_argument("--seconds", type=_positive_int, default=3600, help="without --once: run this long")
     archive.add_argument("--interval", type=_positive_int, default=10, help="seconds between reads of the primary")

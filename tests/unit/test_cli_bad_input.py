@@ -166,6 +166,8 @@ def test_backup_to_s3_is_bad_input(capsys):
       "--until", "2026-12-01T10:00:00"), "no time zone"),
     (("binlogs", "archive", "--source", "no_such_conn", "--to", "wasb://dr-backups/m", "--database", "petclinic",
       "--once"), "no_such_conn"),
+    (("binlogs", "archive", "--source", GOOD_URI.rsplit("/", 1)[0], "--to", "wasb://dr-backups/m", "--once"),
+     "pass --database"),
 ])
 def test_point_in_time_bad_input_is_one_line(capsys, argv, says):
     assert says in run(capsys, *argv)
