@@ -160,6 +160,11 @@ def test_the_status_follows_the_lab_through_a_stopped_and_a_healed_replica(
 def test_a_browser_signs_in_opens_the_page_from_the_navigation_and_sees_the_api_s_verdict(
         airflow_standalone, fresh_backup, health_runs):
     from selenium import webdriver
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -174,7 +179,9 @@ def test_a_browser_signs_in_opens_the_page_from_the_navigation_and_sees_the_api_
                 "--window-size=1400,1800"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    wait = WebDriverWait(driver, 30)
+    # The UI redirects / to its login page while the first lookups run ("aborted by navigation"): keep waiting.
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                                         WebDriverException))
     try:
         driver.get(f"{api.base_url}/")
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[name=username]"))).send_keys("admin")
