@@ -38,7 +38,7 @@ from multicloud_dr.backup.store import BackupStore
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.connections.wasb import blob_service_client
 from multicloud_dr.lab import sample_data
-from multicloud_dr.lab.airflow_run import free_port
+from multicloud_dr.lab.airflow_run import free_port, sigint_not_ignored
 from multicloud_dr.sql import quote_identifier
 
 from .conftest import QUIET_DAG_PROCESSOR, ROOT, AirflowApi, _wait_healthy
@@ -309,7 +309,7 @@ class LabAirflow:
 
     def start_component(self, name: str) -> subprocess.Popen:
         command = ["standalone"] if name == "standalone" else [name]
-        with open(self.log_path(name), "ab") as out:
+        with open(self.log_path(name), "ab") as out, sigint_not_ignored():
             proc = subprocess.Popen([sys.executable, "-m", "airflow", *command], env=self.env, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=self.home)
         self.procs[name] = proc

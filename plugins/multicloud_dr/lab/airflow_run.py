@@ -117,6 +117,26 @@ def task_results(dag_run) -> dict[str, Any]:
 STANDALONE_GRACE_SECONDS = 30.0
 
 
+@contextlib.contextmanager
+def sigint_not_ignored():
+    """For starting `airflow standalone`: it stops only on Ctrl-C, as Python's KeyboardInterrupt, and a Python
+    started with SIGINT ignored (inherited from a shell's background job, `cmd &` or nohup, as on a CI runner)
+    never raises one, so every stop waited out its whole grace period. A child inherits an ignored SIGINT but
+    not a handler (reset to the default on exec): while the child starts, this process has a handler."""
+    import signal
+    import threading
+
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if not ignored or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def standalone_pid_file(settings: LabSettings) -> Path:
     return settings.airflow_home / "standalone.pid"
 
@@ -189,8 +209,9 @@ def run_standalone(settings: LabSettings | None = None) -> int:
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # standalone starts `airflow ...`
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     stop_standalone(settings)   # a previous one whose supervisor was killed
-    proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, cwd=settings.airflow_home,
-                            start_new_session=True)
+    with sigint_not_ignored():
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, cwd=settings.airflow_home,
+                                start_new_session=True)
     standalone_pid_file(settings).write_text(f"{proc.pid}\n")
     stopping: list[int] = []
 
@@ -293,7 +314,7 @@ def own_standalone(home: Path, root: Path, base: dict[str, str], extra: dict[str
     env = standalone_environment(home, root, port, base, extra)
     home.mkdir(parents=True, exist_ok=True)
     log = home / "standalone.log"
-    with open(log, "wb") as out:
+    with open(log, "wb") as out, sigint_not_ignored():
         proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
     try:
