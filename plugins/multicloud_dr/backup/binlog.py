@@ -148,16 +148,6 @@ class BinlogArchive:
                 log.warning("skipping binlog index entry %s: %s", item.name, err)
         return sorted(found, key=lambda p: p.key)
 
-    def read_piece(self, piece: Piece) -> bytes:
-        """The piece's bytes, checked against the SHA-256 of its index entry."""
-        data = self.store.blob(self.piece_url(piece.file, piece.start, piece.end)).download_blob().readall()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != piece.sha256 or len(data) != piece.bytes:
-            raise BinlogArchiveError(f"binlog piece {piece.file} {piece.start}-{piece.end} is damaged: SHA-256 "
-                                     f"{digest[:12]}... of {len(data)} bytes, the index says {piece.sha256[:12]}... "
-                                     f"of {piece.bytes}")
-        return data
-
     def download_piece(self, piece: Piece, path: Path) -> bytes:
         """Stream the piece to `path` (chunk by chunk: memory stays small), checking its SHA-256 and size against
         the index entry; returns its first bytes (its header, for local_position)."""
@@ -446,8 +436,6 @@ def archive_once(conn, option_file: Path, archive: BinlogArchive, *, start_at: t
         if pos > size:
             raise BinlogArchiveError(f"the archive is at {file}:{pos} but the primary's {file} ends at {size}: "
                                      f"is this archive another server's?")
-        if lease is not None:
-            lease.confirm()
         reads = stream_remote_pieces(option_file, file, pos, max_piece_bytes) if pos < size or not active else ()
         for first, end, data in reads:
             if first != pos:

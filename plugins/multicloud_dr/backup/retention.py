@@ -87,7 +87,7 @@ class Candidate:
     @classmethod
     def from_record(cls, record: ManifestRecord) -> Candidate:
         m = record.manifest
-        return cls(str(record.url), m.backup_id, _aware(m.logical_date), _aware(m.stored_at),
+        return cls(str(record.url), m.backup_id, as_utc(m.logical_date), as_utc(m.stored_at),
                    m.verification.status, m.bytes_stored)
 
 
@@ -108,7 +108,8 @@ class Decision:
                 "age_days": round(self.age_days, 3), "bytes": self.bytes}
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """A manifest's database-server times are stored without a zone: they are UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from multicloud_dr.backup.binlog import BinlogArchive, Coverage, Piece, binlog_tool, coverage, local_position
+from multicloud_dr.backup.retention import as_utc as utc
 from multicloud_dr.exceptions import DrError, InputError
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,6 @@ def parse_until(text: str) -> datetime:
     if when.tzinfo is None:
         raise InputError(f"--until {text!r} has no time zone: add Z (UTC) or an offset")
     return when.astimezone(UTC)
-
-
-def utc(when: datetime) -> datetime:
-    """A manifest's server-clock times are stored without a zone: they are UTC (the lab's and RDS's servers')."""
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _gtid_parts(gtid: str) -> tuple[int, int, int]:
