@@ -10,15 +10,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 AZURITE_VERSION := 3.35.0
-DEBIAN_PACKAGES := mariadb-server mariadb-client postgresql zstd nodejs npm libmariadb-dev pkg-config gcc faketime chromium chromium-driver
+DEBIAN_PACKAGES := mariadb-server mariadb-client postgresql zstd nodejs npm libmariadb-dev pkg-config gcc faketime chromium chromium-driver redis-server
 INSTALLED := $(VENV)/.installed
 AZURITE := .tools/azurite/.installed-$(AZURITE_VERSION)
 
-.PHONY: help install system-packages demo failover-demo test lint bench lab-up lab-down lab-status airflow
+.PHONY: help install system-packages demo failover-demo scaleout-demo test lint bench lab-up lab-down lab-status airflow
 
 help:
 	@echo "make demo     bring the local DR lab up and run the main DAG on it"
 	@echo "make failover-demo  an emergency failover of the lab by Airflow, approved by a second user"
+	@echo "make scaleout-demo  the DAGs on Airflow with the CeleryExecutor (PostgreSQL, Redis, two workers)"
 	@echo "make test     ruff + the whole test suite (unit, integration on the lab, e2e with dag.test())"
 	@echo "make install  .venv with the pinned packages, Debian packages, Azurite (done by demo/test)"
 	@echo "make bench    benchmarks: ratios against baselines measured in the same run (bench/README.md)"
@@ -51,6 +52,9 @@ demo: install
 
 failover-demo: install
 	$(BIN)/drctl failover-demo
+
+scaleout-demo: install
+	$(BIN)/drctl scaleout-demo
 
 lint: install
 	$(BIN)/ruff check .

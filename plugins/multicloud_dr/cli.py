@@ -441,6 +441,12 @@ def _failover_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if run_failover_demo() else EXIT_PROBLEM
 
 
+def _scaleout_demo(args: argparse.Namespace) -> int:
+    from multicloud_dr.lab.scaleout_demo import run_scaleout_demo
+
+    return EXIT_OK if run_scaleout_demo() else EXIT_PROBLEM
+
+
 def _state(args: argparse.Namespace) -> int:
     import getpass
 
@@ -649,6 +655,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("failover-demo", help="an emergency failover of the lab by airflow standalone, approved by a "
                                               "second user; prints the report (make failover-demo)") \
         .set_defaults(func=_failover_demo)
+    commands.add_parser("scaleout-demo", help="the DAGs on Airflow with the CeleryExecutor (PostgreSQL, Redis, two "
+                                              "workers) next to the lab; prints one JSON line (make scaleout-demo)") \
+        .set_defaults(func=_scaleout_demo)
     return parser
 
 

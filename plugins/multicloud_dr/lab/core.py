@@ -238,6 +238,15 @@ class Lab:
         if stop_standalone(self.settings):   # the lab's Airflow (`make airflow`) and all it started
             stopped.append("airflow")
             report(f"  {'airflow':<14} stopped")
+        from multicloud_dr.lab.scaleout import AirflowDbService, RedisService, stop_leftovers
+
+        if stop_leftovers(self.settings, stop_services=False):   # a scale-out demo's Airflow that was killed
+            stopped.append("scaleout")
+            report(f"  {'scaleout':<14} stopped")
+        for service in (RedisService(self.settings), AirflowDbService(self.settings)):
+            if service.stop():
+                stopped.append(service.name)
+                report(f"  {service.name:<14} stopped")
         for service in reversed(self.services):  # replicas before their primaries
             if service.stop():
                 stopped.append(service.name)

@@ -512,6 +512,29 @@ class PostgresService(Service):
                 f"?{query}")
 
 
+    def initdb(self, conf: str, hba: str = "") -> None:
+        """A new cluster in the data directory (once: a no-op when it exists), `conf` appended to its
+        postgresql.conf and `hba` to its pg_hba.conf. Local socket: trust (the lab's admin); TCP: passwords."""
+        if (self.data / "PG_VERSION").exists():
+            return
+        self._own_dir()
+        with open(self.log_file, "ab") as log:
+            result = subprocess.run(
+                as_postgres([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8",
+                             "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]),
+                stdout=log, stderr=subprocess.STDOUT, check=False,
+            )
+        if result.returncode != 0:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise ServiceFailedError(f"initdb failed for {self.name}:\n{process.excerpt(self.log_file)}")
+        if IS_ROOT:  # the server appends to the same log as the postgres user
+            shutil.chown(self.log_file, "postgres", "postgres")
+        with open(self.data / "postgresql.conf", "a") as handle:
+            handle.write(f"\n# multicloud-dr lab\n{conf}")
+        if hba:
+            with open(self.data / "pg_hba.conf", "a") as handle:
+                handle.write(hba)
+
     def base_backup_from(self, source: PostgresService) -> None:
         """This server's (empty) data directory made a streaming standby of `source`: pg_basebackup -R."""
         self._own_dir()
@@ -545,26 +568,9 @@ class PostgresPrimary(PostgresService):
     plays = "RDS PostgreSQL primary"
 
     def prepare(self) -> None:
-        if (self.data / "PG_VERSION").exists():
-            return
-        self._own_dir()
-        with open(self.log_file, "ab") as log:
-            result = subprocess.run(
-                as_postgres([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8",
-                             "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]),
-                stdout=log, stderr=subprocess.STDOUT, check=False,
-            )
-        if result.returncode != 0:
-            shutil.rmtree(self.data, ignore_errors=True)
-            raise ServiceFailedError(f"initdb failed for {self.name}:\n{process.excerpt(self.log_file)}")
-        if IS_ROOT:  # the server appends to the same log as the postgres user
-            shutil.chown(self.log_file, "postgres", "postgres")
-        with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write("\n# multicloud-dr lab\nwal_level = replica\nmax_wal_senders = 10\n"
-                       "wal_keep_size = '256MB'\nhot_standby = on\nshared_buffers = '128MB'\n"
-                       "track_commit_timestamp = on\n")
-        with open(self.data / "pg_hba.conf", "a") as hba:
-            hba.write(f"host replication {PG_REPL_USER} 127.0.0.1/32 scram-sha-256\n")
+        self.initdb("wal_level = replica\nmax_wal_senders = 10\nwal_keep_size = '256MB'\nhot_standby = on\n"
+                    "shared_buffers = '128MB'\ntrack_commit_timestamp = on\n",
+                    f"host replication {PG_REPL_USER} 127.0.0.1/32 scram-sha-256\n")
 
     def bootstrap(self) -> None:
         with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:

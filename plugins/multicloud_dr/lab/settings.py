@@ -34,6 +34,9 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     "app-dr": ("DRLAB_APP_DR_PORT", 18082),
     "kube-api": ("DRLAB_KUBE_API_PORT", 16443),
     "cloudflare-api": ("DRLAB_CLOUDFLARE_API_PORT", 18443),
+    # `make scaleout-demo` only (lab/scaleout.py): Airflow's own metadata database and its Celery broker.
+    "airflow-db": ("DRLAB_AIRFLOW_DB_PORT", 15434),
+    "redis": ("DRLAB_REDIS_PORT", 16379),
 }
 
 # Names the seed data and the default topology agree on.
@@ -164,6 +167,8 @@ class LabSecrets:
     pg_repl: str
     kube_token: str         # bearer token of the fake Kubernetes API (kube-api)
     cloudflare_token: str   # bearer token of the fake Cloudflare API (cloudflare-api)
+    airflow_db: str         # the `airflow` role of the scale-out Airflow's metadata database (airflow-db)
+    redis: str              # the scale-out Airflow's Celery broker (redis, requirepass)
 
     @classmethod
     def load_or_create(cls, path: Path) -> LabSecrets:

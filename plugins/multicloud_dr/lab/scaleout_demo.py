@@ -1,0 +1,173 @@
+"""`make scaleout-demo`: the DAGs, as shipped, on a distributed Airflow (CeleryExecutor, PostgreSQL, Redis).
+
+1. the lab up, its DR state for the demo's environment removed;
+2. `CeleryCluster` (lab/scaleout.py): a metadata PostgreSQL and a Redis broker of its own, the scheduler,
+   dag-processor, triggerer, api-server and two Celery workers, each worker in a directory of its own;
+3. `mysql_backup`, then `dr_restore_drill` (which restores that backup into a scratch database), then
+   `dr_failover` in drill mode, triggered by `admin` and approved by `approver` through the HITL REST API (the
+   demo's environment is a four-eyes one: the trigger cannot approve its own run);
+4. everything it started stopped; the last line printed is one JSON object: executor, metadata database, broker,
+   each run's final state and the number of task instances each worker ran (a task instance's `hostname` is
+   its worker's name). Exit 0 only when every run succeeded and both workers ran tasks.
+
+The topology is the lab's (include/topology.yaml) with environment `lab-scaleout` and the MySQL database only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from multicloud_dr.lab.core import Lab
+from multicloud_dr.lab.failover_demo import Api, _environ, _wait
+from multicloud_dr.lab.scaleout import WORKERS, CeleryCluster
+
+ENVIRONMENT = "lab-scaleout"
+APPROVER = "approver"
+RUN_TIMEOUT_SECONDS = 900
+DAGS = ("mysql_backup", "dr_restore_drill", "dr_failover")
+
+
+def _say(line: str) -> None:
+    print(f"scaleout-demo: {line}", file=sys.stderr, flush=True)
+
+
+def demo_topology(lab: Lab) -> Path:
+    data = yaml.safe_load((lab.settings.root / "include" / "topology.yaml").read_text())
+    data["environment"] = ENVIRONMENT
+    data["databases"] = [d for d in data["databases"] if d["engine"] == "mysql"]
+    data.setdefault("failover", {})["four_eyes_environments"] = [ENVIRONMENT]
+    data["failover"]["approvers"] = [APPROVER]
+    path = lab.settings.home / "scaleout-demo-topology.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _delete_dr_state(env: dict[str, str]) -> None:
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.state.dr_state import DrStateStore
+
+    with _environ(env):
+        blob = DrStateStore.for_topology(load_topology()).blob
+        if blob.exists():
+            blob.delete_blob()
+
+
+def _parsed(api: Api, dag_id: str) -> bool:
+    try:
+        api.call("GET", f"/dags/{dag_id}")
+        return True
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return False
+        raise
+
+
+def start_run(api: Api, dag_id: str, conf: dict | None = None, scheduled_wait: float = 20.0) -> str:
+    """One new run of `dag_id`: the one the scheduler makes when a scheduled DAG is unpaused (catchup=False runs
+    its latest missed tick), else a manual one with `conf`."""
+    def runs() -> set[str]:
+        return {r["dag_run_id"] for r in api.call("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]}
+
+    known = runs()
+    dag = api.call("GET", f"/dags/{dag_id}")
+    api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+    if dag.get("timetable_summary") not in (None, "None") and conf is None:
+        with contextlib.suppress(TimeoutError):
+            made = _wait(f"the scheduler to start a run of {dag_id}", lambda: runs() - known, scheduled_wait)
+            return sorted(made)[0]
+    return api.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})["dag_run_id"]
+
+
+def _run(api: Api, dag_id: str, run_id: str) -> dict:
+    return api.call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
+
+
+def _task_instances(api: Api, dag_id: str, run_id: str) -> list[dict]:
+    path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances?limit=1000"
+    return api.call("GET", path)["task_instances"]
+
+
+def wait_finished(api: Api, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT_SECONDS) -> str:
+    return _wait(f"{dag_id} run {run_id} to finish",
+                 lambda: (s := _run(api, dag_id, run_id)["state"]) in ("success", "failed") and s, timeout, 2)
+
+
+def approve_drill(admin: Api, approver: Api, run_id: str) -> None:
+    q = urllib.parse.quote(run_id)
+
+    def waiting() -> bool:
+        states = {t["task_id"]: t["state"] for t in _task_instances(admin, "dr_failover", run_id)}
+        if _run(admin, "dr_failover", run_id)["state"] == "failed":
+            raise RuntimeError(f"dr_failover failed before its approval: {states}")
+        return states.get("approve") == "awaiting_input"
+
+    _wait("dr_failover's approval task to wait for input", waiting, 600, 2)
+    time.sleep(3)   # as a human would: an answer within ~1 s of parking races Airflow 3.3.2's scheduler
+    approver.call("PATCH", f"/dags/dr_failover/dagRuns/{q}/taskInstances/approve/-1/hitlDetails",
+                  {"chosen_options": ["Approve"], "params_input": {"reason": "scale-out demo: a drill"}})
+    _say(f"{APPROVER} approved the drill through the HITL REST API")
+
+
+def tasks_by_worker(api: Api, runs: dict[str, str]) -> dict[str, int]:
+    """Task instances of `runs` ({dag_id: run_id}) that ran, by the worker that ran them (every one listed)."""
+    counts = Counter({name: 0 for name in WORKERS})
+    for dag_id, run_id in runs.items():
+        for ti in _task_instances(api, dag_id, run_id):
+            if ti.get("hostname") and ti.get("state") not in (None, "skipped", "removed", "upstream_failed"):
+                counts[ti["hostname"]] += 1
+    return dict(counts)
+
+
+def run_scaleout_demo() -> bool:
+    t0 = time.monotonic()
+    lab = Lab()
+    _say("bringing the lab up")
+    lab.up(report=lambda line: None)
+    from multicloud_dr.lab.airflow_run import read_env_file
+
+    topology = demo_topology(lab)
+    env = {**os.environ, **read_env_file(lab.settings.env_file), "MULTICLOUD_DR_TOPOLOGY": str(topology)}
+    _delete_dr_state(env)
+    _say("starting the metadata PostgreSQL, the Redis broker and Airflow with the CeleryExecutor (2 workers)")
+    states: dict[str, str] = {}
+    run_ids: dict[str, str] = {}
+    with CeleryCluster(lab.settings, extra_env={"MULTICLOUD_DR_TOPOLOGY": str(topology)},
+                       users=("admin", APPROVER)) as cluster:
+        _say(f"Airflow is up at {cluster.url} in {time.monotonic() - t0:.0f} s; workers {', '.join(WORKERS)}")
+        admin, approver = Api(cluster.url, cluster.token("admin")), Api(cluster.url, cluster.token(APPROVER))
+        for dag_id in DAGS:
+            _wait(f"{dag_id} to be parsed", lambda d=dag_id: _parsed(admin, d), 180)
+        for dag_id in DAGS:
+            started = time.monotonic()
+            conf = {"target_site": "dr", "mode": "drill"} if dag_id == "dr_failover" else None
+            run_ids[dag_id] = run_id = start_run(admin, dag_id, conf)
+            _say(f"{dag_id}: run {run_id} started")
+            if dag_id == "dr_failover":
+                approve_drill(admin, approver, run_id)
+            states[dag_id] = wait_finished(admin, dag_id, run_id)
+            tis = _task_instances(admin, dag_id, run_id)
+            where = Counter(t.get("hostname") or "-" for t in tis)
+            _say(f"{dag_id}: {states[dag_id]} in {time.monotonic() - started:.0f} s; task instances by worker "
+                 f"{dict(where)}")
+            if states[dag_id] != "success":
+                for t in tis:
+                    if t["state"] != "success":
+                        _say(f"  {t['task_id']} {t.get('map_index', -1)}: {t['state']} on {t.get('hostname')}")
+                _say(f"task logs: {', '.join(str(cluster.worker_home(w) / 'logs') for w in WORKERS)}")
+                break
+        workers = tasks_by_worker(admin, run_ids)
+    ok = all(states.get(d) == "success" for d in DAGS) and all(workers.get(w) for w in WORKERS)
+    _say(f"{'done' if ok else 'FAILED'} in {time.monotonic() - t0:.0f} s; everything it started is stopped")
+    print(json.dumps({"executor": "CeleryExecutor", "metadata_db": "postgresql", "broker": "redis",
+                      "runs": {d: states.get(d, "not run") for d in DAGS}, "workers": workers}))
+    return ok
