@@ -453,3 +453,87 @@ def test_healthchecked_dependencies(services: dict[str, dict[str, Any]]) -> None
             assert isinstance(depends, dict) and depends.get(dep, {}).get("condition") == "service_healthy", (
                 f"service {name!r} must depend on {dep} with condition service_healthy"
             )
+
+
+# ------------------------------------------------------------------------- the topology the stack ships ---
+TOPOLOGY_ENV = "MULTICLOUD_DR_TOPOLOGY"
+SHIPPED_TOPOLOGY = REPO_ROOT / "include" / "topology.compose.yaml"
+
+
+def _host_path(svc: dict[str, Any], container_path: str) -> Path | None:
+    """The repository file a bind mount of `svc` shows at `container_path` (None if no mount covers it)."""
+    for volume in svc.get("volumes") or []:
+        source, _, rest = str(volume).partition(":")
+        target = rest.split(":", 1)[0]
+        if source.startswith(".") and (container_path == target or container_path.startswith(target.rstrip("/") + "/")):
+            return (REPO_ROOT / source / container_path[len(target):].lstrip("/")).resolve()
+    return None
+
+
+def _topology_conn_ids(node: Any) -> set[str]:
+    """Every Airflow connection id a loaded topology names: any field whose name ends in `conn_id`, at any
+    depth, and the fields of TerraformCredentials (one connection id per cloud, named after the cloud)."""
+    from pydantic import BaseModel
+
+    from multicloud_dr.config import TerraformCredentials
+
+    ids: set[str] = set()
+    if isinstance(node, TerraformCredentials):
+        return {value for value in node.model_dump().values() if value}
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            if name.endswith("conn_id"):
+                if value:
+                    ids.add(value)
+            else:
+                ids |= _topology_conn_ids(value)
+    elif isinstance(node, dict):
+        for value in node.values():
+            ids |= _topology_conn_ids(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            ids |= _topology_conn_ids(value)
+    return ids
+
+
+def _defined_conn_ids(svc: dict[str, Any]) -> set[str]:
+    return {key[len("AIRFLOW_CONN_"):].lower() for key in _environment(svc) if key.startswith("AIRFLOW_CONN_")}
+
+
+def test_airflow_services_read_the_shipped_topology(services: dict[str, dict[str, Any]]) -> None:
+    for name, svc in _airflow_services(services).items():
+        value = _environment(svc).get(TOPOLOGY_ENV)
+        assert value, f"service {name!r} does not set {TOPOLOGY_ENV}: the DAGs would read the lab's topology"
+        host = _host_path(svc, value)
+        assert host == SHIPPED_TOPOLOGY.resolve(), (
+            f"service {name!r}: {TOPOLOGY_ENV}={value} is not include/topology.compose.yaml through a mount "
+            f"(resolves to {host})"
+        )
+    assert SHIPPED_TOPOLOGY.is_file(), f"{SHIPPED_TOPOLOGY} is missing"
+
+
+def test_every_connection_the_topology_names_exists_in_the_stack(services: dict[str, dict[str, Any]]) -> None:
+    from multicloud_dr.config import load_topology
+
+    topology = load_topology(SHIPPED_TOPOLOGY)
+    named = _topology_conn_ids(topology)
+    assert named, f"{SHIPPED_TOPOLOGY.name} names no connection at all"
+    for name, svc in _airflow_services(services).items():
+        missing = sorted(named - _defined_conn_ids(svc))
+        assert not missing, (
+            f"{SHIPPED_TOPOLOGY.name} names connections service {name!r} does not define: {missing}; define "
+            "AIRFLOW_CONN_<ID> in x-airflow-common or set them to null in the topology"
+        )
+
+
+def test_conn_id_collector_sees_every_kind_of_connection(services: dict[str, dict[str, Any]]) -> None:
+    """The lab's topology names connections the stack lacks; the check above must notice them."""
+    from multicloud_dr.config import load_topology
+
+    lab = _topology_conn_ids(load_topology(REPO_ROOT / "include" / "topology.yaml"))
+    for conn_id in ("mysql_replica", "postgres_primary", "gcs_dr", "azure_terraform", "eks_primary", "app_dr",
+                    "cloudflare", "mysql_dr", "azure_blob_dr"):
+        assert conn_id in lab, f"the collector misses {conn_id} in include/topology.yaml"
+    api_server = services[_find_airflow_component(services, "api-server")]
+    assert lab - _defined_conn_ids(api_server), "the lab topology should not fit the compose stack"
