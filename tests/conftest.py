@@ -86,25 +86,12 @@ def airflow_db(lab) -> Path:
     return _AIRFLOW_HOME
 
 
-def _delete_blob_prefix(service, root) -> int:
-    """Delete every blob under a test's wasb:// prefix (breaking leases a killed test left behind)."""
-    import contextlib
-
-    container = service.get_container_client(root.bucket)
-    deleted = 0
-    for blob in container.list_blobs(name_starts_with=root.path + "/"):
-        with contextlib.suppress(Exception):
-            container.get_blob_client(blob.name).break_lease(lease_break_period=0)
-        with contextlib.suppress(Exception):
-            container.delete_blob(blob.name)
-            deleted += 1
-    return deleted
-
-
 @pytest.fixture(scope="session")
 def delete_blob_prefix(lab):
     """delete_blob_prefix(service, root): empty a test's storage prefix."""
-    return _delete_blob_prefix
+    from multicloud_dr.lab.core import delete_blob_prefix
+
+    return delete_blob_prefix
 
 
 @pytest.fixture(scope="session")

@@ -279,3 +279,17 @@ def format_status(states: list[ServiceState]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
                      for r in rows)
+
+
+def delete_blob_prefix(service, root) -> int:
+    """Delete every blob under a lab-only wasb:// prefix (a test's, a demo's), breaking the leases a killed run left
+    behind. Never for real backups: a held lease there is a live writer."""
+    container = service.get_container_client(root.bucket)
+    deleted = 0
+    for blob in container.list_blobs(name_starts_with=root.path + "/"):
+        with contextlib.suppress(Exception):
+            container.get_blob_client(blob.name).break_lease(lease_break_period=0)
+        with contextlib.suppress(Exception):
+            container.delete_blob(blob.name)
+            deleted += 1
+    return deleted

@@ -7,7 +7,9 @@
 - Airflow with the CeleryExecutor: api-server, scheduler, dag-processor and triggerer in one home (the "control
   plane"), and two Celery workers, each with a home, working directory and TMPDIR of its own, so that nothing
   can pass between tasks through local files; a task instance's `hostname` is the worker's name
-  (`[core] hostname_callable`), which is how the demo counts the tasks each worker ran.
+  (`[core] hostname_callable`), which is how the demo counts the tasks each worker ran. Task logs go to Blob
+  Storage (Azurite, container `airflow-logs`) as each try ends, and the api-server reads them there: the
+  workers serve none (`--skip-serve-logs`), as pods of the KubernetesExecutor keep none.
 
 Secrets (the broker's and the database's passwords, the JWT and API secrets, the Fernet key) reach the
 processes through their environment only, never argv; the broker's password sits in a 0600 config file.
@@ -41,6 +43,9 @@ CONTROL_PLANE = ("api-server", "scheduler", "dag-processor", "triggerer")
 AIRFLOW_DB_USER = "airflow"
 AIRFLOW_DB_NAME = "airflow"
 WORKER_NAME_VARIABLE = "DRLAB_WORKER_NAME"
+LOG_CONN_ID = "azure_blob_dr"
+LOG_CONTAINER = "airflow-logs"
+LOG_PREFIX = "scaleout"
 STOP_GRACE_SECONDS = 20.0
 
 
@@ -191,6 +196,12 @@ class CeleryCluster:
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "multicloud_dr.lab.scaleout.worker_hostname",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # Task logs go to Blob Storage (Azurite) when a try ends, and the api-server reads them there: a
+            # worker's own disk is gone with it, and the workers serve no logs of their own (--skip-serve-logs).
+            "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+            "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": LOG_CONN_ID,
+            "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"wasb://{LOG_PREFIX}",
+            "AIRFLOW__AZURE_REMOTE_LOGGING__REMOTE_WASB_LOG_CONTAINER": LOG_CONTAINER,
             **self.extra_env,
         }
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
@@ -200,8 +211,20 @@ class CeleryCluster:
     def _worker_env(self, env: dict[str, str], name: str) -> dict[str, str]:
         home = self.worker_home(name)
         return {**env, "AIRFLOW_HOME": str(home), "TMPDIR": str(home / "tmp"), WORKER_NAME_VARIABLE: name,
-                # each worker serves its own task logs, on a port of its own
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+                # A Celery worker forks a helper that removes stale versions of versioned DAG bundles (git); the
+                # dags-folder bundle has none, and the helper, tied to nothing, outlives a SIGKILLed worker (F35).
+                "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL": "0"}
+
+    def _log_container(self, env: dict[str, str]) -> None:
+        """The remote logs' container, made if missing (the task handler writes into it, it does not create it)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        from multicloud_dr.connections import get_endpoint
+        from multicloud_dr.connections.wasb import blob_service_client
+        from multicloud_dr.lab.failover_demo import _environ
+
+        with _environ(env), contextlib.suppress(ResourceExistsError):
+            blob_service_client(get_endpoint(LOG_CONN_ID)).create_container(LOG_CONTAINER)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def __enter__(self) -> CeleryCluster:
@@ -225,11 +248,12 @@ class CeleryCluster:
         self.redis.client().flushdb()       # no message of an earlier cluster is delivered to this one
         env = {**self._common_env(), "AIRFLOW_HOME": str(self.control_home)}
         self._reset_metadata_db(env)
+        self._log_container(env)
         for name in CONTROL_PLANE:
             self._spawn(name, [name], env, self.control_home)
         for name in WORKERS:
             self._spawn(name, ["celery", "worker", "-H", f"{name}@%h", "-c", str(self.concurrency),
-                               "--without-mingle", "--without-gossip"],
+                               "--without-mingle", "--without-gossip", "--skip-serve-logs"],
                         self._worker_env(env, name), self.worker_home(name))
         self._wait_ready(timeout)
         self.passwords = json.loads((self.control_home / "simple_auth_manager_passwords.json.generated").read_text())

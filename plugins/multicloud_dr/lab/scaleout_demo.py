@@ -35,6 +35,10 @@ ENVIRONMENT = "lab-scaleout"
 APPROVER = "approver"
 RUN_TIMEOUT_SECONDS = 900
 DAGS = ("mysql_backup", "dr_restore_drill", "dr_failover")
+# The demo's own backups and their copies: emptied as it starts, so a second demo (whose runs get the same ids and
+# dates from a new metadata database) finds none of the first one's backups, copies and drill reports.
+DEMO_PREFIX = "scaleout-demo"
+LOCATION = f"wasb://dr-backups/{DEMO_PREFIX}"
 
 
 def _say(line: str) -> None:
@@ -45,6 +49,9 @@ def demo_topology(lab: Lab) -> Path:
     data = yaml.safe_load((lab.settings.root / "include" / "topology.yaml").read_text())
     data["environment"] = ENVIRONMENT
     data["databases"] = [d for d in data["databases"] if d["engine"] == "mysql"]
+    data["backup"]["location"] = LOCATION
+    for copy in data["backup"].get("copies") or []:   # s3://<bucket>/<path> -> s3://<bucket>/scaleout-demo
+        copy["url"] = f"{copy['url'].split('://')[0]}://{copy['url'].split('://')[1].split('/')[0]}/{DEMO_PREFIX}"
     data.setdefault("failover", {})["four_eyes_environments"] = [ENVIRONMENT]
     data["failover"]["approvers"] = [APPROVER]
     path = lab.settings.home / "scaleout-demo-topology.yaml"
@@ -52,14 +59,41 @@ def demo_topology(lab: Lab) -> Path:
     return path
 
 
-def _delete_dr_state(env: dict[str, str]) -> None:
+def _start_clean(env: dict[str, str]) -> None:
+    """The demo environment's DR state and the demo's backups removed."""
+    from multicloud_dr.backup.layout import StorageUrl
     from multicloud_dr.config import load_topology
+    from multicloud_dr.connections import get_endpoint
+    from multicloud_dr.connections.wasb import blob_service_client
+    from multicloud_dr.lab.core import delete_blob_prefix
     from multicloud_dr.state.dr_state import DrStateStore
 
     with _environ(env):
-        blob = DrStateStore.for_topology(load_topology()).blob
+        topology = load_topology()
+        blob = DrStateStore.for_topology(topology).blob
         if blob.exists():
             blob.delete_blob()
+        delete_blob_prefix(blob_service_client(get_endpoint(topology.backup.storage_conn_id)),
+                           StorageUrl.parse(LOCATION))
+        for copy in topology.backup.copies:
+            _delete_copies(copy.conn_id, StorageUrl.parse(copy.url))
+
+
+def _delete_copies(conn_id: str, url) -> None:
+    """Every object under the demo's copy prefix in S3 (moto) or GCS (the emulator)."""
+    if url.scheme == "s3":
+        from multicloud_dr.connections.aws import aws_client
+
+        s3 = aws_client(conn_id, "s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=url.bucket, Prefix=url.path + "/"):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=url.bucket, Delete={"Objects": keys})
+    elif url.scheme == "gs":
+        from multicloud_dr.connections.gcp import storage_client
+
+        for blob in storage_client(conn_id).bucket(url.bucket).list_blobs(prefix=url.path + "/"):
+            blob.delete()
 
 
 def _parsed(api: Api, dag_id: str) -> bool:
@@ -128,6 +162,20 @@ def tasks_by_worker(api: Api, runs: dict[str, str]) -> dict[str, int]:
     return dict(counts)
 
 
+def log_of_a_task_on(api: Api, runs: dict[str, str], worker: str) -> str:
+    """The log, as the api-server serves it (from the remote log store: the workers serve none), of the first
+    successful task instance `worker` ran; "" when there is none or it is empty."""
+    for dag_id, run_id in runs.items():
+        for ti in _task_instances(api, dag_id, run_id):
+            if ti.get("hostname") == worker and ti["state"] == "success":
+                path = (f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{ti['task_id']}/logs/"
+                        f"{ti['try_number']}?full_content=true&map_index={ti.get('map_index', -1)}")
+                content = api.call("GET", path).get("content") or []
+                lines = [e.get("event", "") if isinstance(e, dict) else str(e) for e in content]
+                return "\n".join(line for line in lines if line)
+    return ""
+
+
 def run_scaleout_demo() -> bool:
     t0 = time.monotonic()
     lab = Lab()
@@ -137,7 +185,7 @@ def run_scaleout_demo() -> bool:
 
     topology = demo_topology(lab)
     env = {**os.environ, **read_env_file(lab.settings.env_file), "MULTICLOUD_DR_TOPOLOGY": str(topology)}
-    _delete_dr_state(env)
+    _start_clean(env)
     _say("starting the metadata PostgreSQL, the Redis broker and Airflow with the CeleryExecutor (2 workers)")
     states: dict[str, str] = {}
     run_ids: dict[str, str] = {}
@@ -166,7 +214,10 @@ def run_scaleout_demo() -> bool:
                 _say(f"task logs: {', '.join(str(cluster.worker_home(w) / 'logs') for w in WORKERS)}")
                 break
         workers = tasks_by_worker(admin, run_ids)
-    ok = all(states.get(d) == "success" for d in DAGS) and all(workers.get(w) for w in WORKERS)
+        unread = [w for w in WORKERS if not log_of_a_task_on(admin, run_ids, w)]
+        _say("task logs: in Blob Storage, read back through the REST API for a task of each worker"
+             + (f"; none readable for {', '.join(unread)}" if unread else ""))
+    ok = all(states.get(d) == "success" for d in DAGS) and all(workers.get(w) for w in WORKERS) and not unread
     _say(f"{'done' if ok else 'FAILED'} in {time.monotonic() - t0:.0f} s; everything it started is stopped")
     print(json.dumps({"executor": "CeleryExecutor", "metadata_db": "postgresql", "broker": "redis",
                       "runs": {d: states.get(d, "not run") for d in DAGS}, "workers": workers}))
