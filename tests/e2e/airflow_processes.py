@@ -513,3 +513,23 @@ def backup_dag_under_airflow(home: Path, database: str, root: StorageUrl, link_b
     finally:
         airflow.stop()
         link.close()
+
+
+def assert_one_verified_backup(store: BackupStore, root: StorageUrl, database: str, api: AirflowApi, dag_id: str,
+                               run_id: str, before: set[str], counts: dict[str, int]):
+    """Exactly one committed backup of the run under `root` (none of `before`): verified, its rows `counts`, its data
+    blob whole, and nothing else under its folder but the lease blob. Returns its record."""
+    from multicloud_dr.backup.verify import verify_backup
+
+    new = backups_of_run(store, root, database, api, dag_id, run_id, before)
+    assert len(new) == 1, [str(r.url) for r in new]
+    record = new[0]
+    assert record.manifest.verification.status == "verified"
+    assert verify_backup(store, record.url).status == "verified"
+    assert {name: entry.rows for name, entry in record.manifest.tables.items()} == counts
+    (data,) = record.manifest.objects
+    base = record.url.path.rsplit("/", 1)[0]
+    blobs = {b.name: b.size for b in store.container.list_blobs(name_starts_with=base + "/")}
+    assert blobs[StorageUrl.parse(data.name).path] == data.bytes
+    assert set(blobs) == {StorageUrl.parse(data.name).path, record.url.path, f"{base}/.lease"}, blobs
+    return record

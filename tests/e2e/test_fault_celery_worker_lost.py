@@ -28,8 +28,6 @@ import time
 
 import pytest
 
-from multicloud_dr.backup.layout import StorageUrl
-from multicloud_dr.backup.verify import verify_backup
 from multicloud_dr.connections import get_endpoint
 from multicloud_dr.lab.scaleout import WORKERS, CeleryCluster
 
@@ -39,8 +37,8 @@ from .airflow_processes import (
     DumpWatch,
     SlowLink,
     alive,
+    assert_one_verified_backup,
     backup_prefix,
-    backups_of_run,
     describe,
     dump_processes,
     fault_topology,
@@ -177,17 +175,7 @@ def test_f35_a_lost_celery_worker_leaves_no_orphan_and_the_retry_on_the_other_ba
     assert len(watch.all_pids) == 2 and dump_pid in watch.all_pids
 
     # Exactly one committed backup for the run, whole and matching its manifest and the source's rows.
-    new = backups_of_run(store, root, database, api, DAG_ID, run_id, before)
-    assert len(new) == 1, [str(r.url) for r in new]
-    record = new[0]
-    assert record.manifest.verification.status == "verified"
-    assert verify_backup(store, record.url).status == "verified"
-    assert {name: entry.rows for name, entry in record.manifest.tables.items()} == counts
-    (data,) = record.manifest.objects
-    base = record.url.path.rsplit("/", 1)[0]
-    blobs = {b.name: b.size for b in store.container.list_blobs(name_starts_with=base + "/")}
-    assert blobs[StorageUrl.parse(data.name).path] == data.bytes
-    assert set(blobs) == {StorageUrl.parse(data.name).path, record.url.path, f"{base}/.lease"}, blobs
+    assert_one_verified_backup(store, root, database, api, DAG_ID, run_id, before, counts)
     print(f"F35: {lost} SIGKILLed mid-dump; its {len(victims)} processes gone {orphan_seconds:.1f} s later; the run "
           f"finished {finished_seconds:.0f} s after the kill, tries {[(t['state'], t['hostname']) for t in tries]}")
 

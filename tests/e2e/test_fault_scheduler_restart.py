@@ -25,15 +25,12 @@ import time
 
 import pytest
 
-from multicloud_dr.backup.layout import StorageUrl
-from multicloud_dr.backup.verify import verify_backup
-
 from .airflow_processes import (
     BACKUP_DAG_ID,
     DumpWatch,
+    assert_one_verified_backup,
     backup_dag_under_airflow,
     backup_prefix,
-    backups_of_run,
     dump_processes,
     run_state,
     scratch_database,
@@ -136,16 +133,7 @@ def test_f21_scheduler_restarted_mid_backup_runs_it_once_at_a_time_and_ends_cons
     # Never two dumps of the database at once (the backup's lease), whatever Airflow did with its tries.
     assert dumps.most_at_once == 1, dumps.samples
     # Exactly one committed backup for the run, whole and matching its manifest.
-    new = backups_of_run(store, root, database, api, DAG_ID, run_id, before)
-    assert len(new) == 1, [str(r.url) for r in new]
-    record = new[0]
-    assert record.manifest.verification.status == "verified"
-    assert verify_backup(store, record.url).status == "verified"
-    assert {name: entry.rows for name, entry in record.manifest.tables.items()} == counts
-    base = record.url.path.rsplit("/", 1)[0]
-    (data,) = record.manifest.objects
-    blobs = {b.name for b in store.container.list_blobs(name_starts_with=base + "/")}
-    assert blobs == {StorageUrl.parse(data.name).path, record.url.path, f"{base}/.lease"}, blobs
+    assert_one_verified_backup(store, root, database, api, DAG_ID, run_id, before, counts)
 
     # Each try that did not make the backup failed without writing (the blobs above are one backup's): it found
     # the lease held by the other try, or Airflow stopped it once the new scheduler had reset it. Its log says

@@ -29,18 +29,16 @@ from datetime import timedelta
 
 import pytest
 
-from multicloud_dr.backup.layout import StorageUrl
 from multicloud_dr.backup.mysql_backup import BackupRequest
-from multicloud_dr.backup.verify import verify_backup
 
 from .airflow_processes import (
     BACKUP_DAG_ID,
     DumpWatch,
     LabAirflow,
     alive,
+    assert_one_verified_backup,
     backup_dag_under_airflow,
     backup_prefix,
-    backups_of_run,
     describe,
     dump_processes,
     parent_of,
@@ -168,17 +166,7 @@ def test_f20_killed_worker_goes_to_retry_leaves_no_orphan_dump_and_the_retry_bac
     assert len(watch.all_pids) == 2 and dump_pid in watch.all_pids
 
     # Exactly one committed backup for the run, whole and matching its manifest.
-    new = backups_of_run(store, root, database, api, DAG_ID, run_id, before)
-    assert len(new) == 1, [str(r.url) for r in new]
-    record = new[0]
-    assert record.manifest.verification.status == "verified"
-    assert verify_backup(store, record.url).status == "verified"
-    assert {name: entry.rows for name, entry in record.manifest.tables.items()} == counts
-    (data,) = record.manifest.objects
-    base = record.url.path.rsplit("/", 1)[0]
-    blobs = {b.name: b.size for b in store.container.list_blobs(name_starts_with=base + "/")}
-    assert blobs[StorageUrl.parse(data.name).path] == data.bytes
-    assert set(blobs) == {StorageUrl.parse(data.name).path, record.url.path, f"{base}/.lease"}, blobs
+    assert_one_verified_backup(store, root, database, api, DAG_ID, run_id, before, counts)
     print(f"F20 ({'group' if whole_group else 'runner only'}): orphan dump gone {orphan_seconds:.1f} s after the "
           f"kill, up_for_retry after {detected_seconds:.1f} s; tries {[t['state'] for t in tries]}")
 

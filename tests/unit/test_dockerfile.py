@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
+from .test_compose import _dockerfile_instructions  # one parser of Dockerfile instructions
+
 pytestmark = pytest.mark.unit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,22 +33,6 @@ BUILD_ONLY_PACKAGES = ("gcc", "libmariadb-dev", "pkg-config", "build-essential")
 
 
 # --------------------------------------------------------------------------------------------------- helpers ---
-def _instructions(text: str) -> list[str]:
-    """Instructions of a Dockerfile, comments dropped and backslash continuations joined."""
-    instructions: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1].strip() + " "
-            continue
-        instructions.append(current + line)
-        current = ""
-    if current:
-        instructions.append(current.strip())
-    return instructions
 
 
 def _stages(instructions: list[str]) -> list[list[str]]:
@@ -123,7 +109,7 @@ def _excluded(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
 @pytest.fixture(scope="module")
 def instructions() -> list[str]:
     assert DOCKERFILE.is_file(), f"{DOCKERFILE} is missing"
-    return _instructions(DOCKERFILE.read_text())
+    return _dockerfile_instructions(DOCKERFILE.read_text())
 
 
 @pytest.fixture(scope="module")
