@@ -250,13 +250,18 @@ class CeleryCluster:
         self._reset_metadata_db(env)
         self._log_container(env)
         for name in CONTROL_PLANE:
-            self._spawn(name, [name], env, self.control_home)
+            self._spawn(name, self.argv(name), env, self.control_home)
         for name in WORKERS:
-            self._spawn(name, ["celery", "worker", "-H", f"{name}@%h", "-c", str(self.concurrency),
-                               "--without-mingle", "--without-gossip", "--skip-serve-logs"],
-                        self._worker_env(env, name), self.worker_home(name))
+            self._spawn(name, self.argv(name), self._worker_env(env, name), self.worker_home(name))
         self._wait_ready(timeout)
         self.passwords = json.loads((self.control_home / "simple_auth_manager_passwords.json.generated").read_text())
+
+    def argv(self, name: str) -> list[str]:
+        """The `airflow ...` arguments of a component (no setting, let alone a secret: those are in its environment)."""
+        if name in WORKERS:
+            return ["celery", "worker", "-H", f"{name}@%h", "-c", str(self.concurrency), "--without-mingle",
+                    "--without-gossip", "--skip-serve-logs"]
+        return [name]
 
     def _reset_metadata_db(self, env: dict[str, str]) -> None:
         """`airflow db reset` then migrate: each cluster starts from an empty metadata database."""
