@@ -26,14 +26,20 @@ Method
      drctl  `drctl backup --source ... --database bench_petclinic --to wasb://dr-backups/bench-<run-id>
             --logical-date <unique per round>` as a child process; while it runs, the resident set
             of drctl and all its descendants (stdbuf/mysqldump) is summed every ~50 ms from /proc
-            (psutil) and the largest sum is its peak RSS.
+            (psutil) and the largest sum is its peak RSS;
+     mydumper  only when `mydumper` is installed (Debian: apt-get install mydumper): `mydumper --threads
+            <--mydumper-threads, default 2> --database bench_petclinic --trx-consistency-only --routines
+            --triggers --events` into a directory on /dev/shm (memory, so no disk write is timed; emptied after
+            each run): the parallel dump tool teams pick instead of mysqldump, the yardstick of the parallel
+            engine to come (issue 17). mydumper has no streaming output, so its files are what it makes.
    mysqldump always gets its credentials from a 0600 `--defaults-file`, and drctl gets its source
    as a connection id whose URI is in its environment: no password is ever in a process's argv.
 5. The table and the ratios are printed, each against its target; nothing is asserted on timing:
      drctl / bare      <= 1.10   streaming compression, hashing and upload add at most 10 % to the dump
      seeds / drctl     >= 3.5    speedup over gzip-to-disk-then-upload
      peak RSS          <= 256 MB drctl and its children, whatever the database size
-   A missed target prints MISS; the exit status is 0 either way, 1 only when a step fails.
+   A missed target prints MISS; the exit status is 0 either way, 1 only when a step fails. With mydumper,
+   `mydumper / bare` is printed as well, for information (no target of its own).
 6. Every blob written under bench-<run-id>/ is deleted unless --keep.
 
 MB means 2**20 bytes throughout, as in the project's progress lines.
@@ -158,6 +164,8 @@ class Bench:
     workdir: Path
     run_id: str
     times: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "seeds": [], "drctl": []})
+    mydumper: str | None = None      # its path, when installed
+    mydumper_threads: int = 2
     peak_rss: list[int] = field(default_factory=list)
     drctl_results: list[dict] = field(default_factory=list)
     gzip_bytes: list[int] = field(default_factory=list)
@@ -191,6 +199,23 @@ class Bench:
         if result.returncode != 0:
             raise BenchError(f"bare mysqldump exited {result.returncode}: {result.stderr.decode()[-2000:]}")
         return seconds
+
+    def mydumper_run(self, round_no: int) -> float:
+        """mydumper into a fresh directory in memory (/dev/shm where there is one), removed after the run."""
+        shm = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private 0700 directory in it)
+        out = Path(tempfile.mkdtemp(prefix=f"bench-mydumper-{round_no}-", dir=shm if shm.is_dir() else self.workdir))
+        argv = [self.mydumper, f"--defaults-file={self.defaults_file}", "--threads", str(self.mydumper_threads),
+                "--database", DATABASE, "--outputdir", str(out), "--trx-consistency-only", "--routines", "--triggers",
+                "--events", "--verbose", "1"]
+        try:
+            t0 = time.perf_counter()
+            result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+            seconds = time.perf_counter() - t0
+            if result.returncode != 0:
+                raise BenchError(f"mydumper exited {result.returncode}: {result.stderr.decode()[-2000:]}")
+            return seconds
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
 
     def seeds(self, round_no: int) -> float:
         path = self.workdir / f"{DATABASE}.sql.gz"
@@ -293,6 +318,8 @@ def report(bench: Bench, dump_bytes: int, megabytes: float, runs: int) -> None:
     dump_mb = dump_bytes / MB
     labels = {"bare": "bare mysqldump > /dev/null", "seeds": "seeds: mysqldump | gzip > file, upload_blob",
               "drctl": "drctl backup (zstd, streamed)"}
+    if bench.times.get("mydumper"):
+        labels["mydumper"] = f"mydumper -t{bench.mydumper_threads} > files in memory"
     say()
     say(f"{'step':<44} {'median s':>9} {'dump MB/s':>10}   runs (s)")
     for step, label in labels.items():
@@ -324,6 +351,8 @@ def report(bench: Bench, dump_bytes: int, megabytes: float, runs: int) -> None:
         f"{verdict(speedup >= TARGET_SPEEDUP)}")
     say(f"{'peak RSS drctl + children (MB)':<38} {peak_mb:>10.1f} {'<= ' + str(TARGET_RSS_MB):>10}  "
         f"{verdict(peak_mb <= TARGET_RSS_MB)}")
+    if "mydumper" in labels:
+        say(f"{'mydumper / bare (for information)':<38} {med['mydumper'] / med['bare']:>10.3f}")
     say()
     say(f"medians of {runs} run(s) each, order alternated; informational, no timed assertion")
 
@@ -366,12 +395,18 @@ def run(args: argparse.Namespace) -> int:
     with src.option_file(endpoint) as defaults_file, tempfile.TemporaryDirectory(prefix="bench-backup-") as work:
         bench = Bench(endpoint=endpoint, lab_env=lab_env, container=container, mysqldump=mysqldump,
                       drctl=drctl_path(), defaults_file=defaults_file, workdir=Path(work),
-                      run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
+                      run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
+                      mydumper=shutil.which("mydumper"), mydumper_threads=args.mydumper_threads)
         say()
         say(machine_line())
         say(f"server     {server_version} at {endpoint.describe()}")
         gzip_version = subprocess.run(["gzip", "--version"], capture_output=True, text=True, check=False).stdout
         say(f"tools      {mysqldump_version}; {gzip_version.splitlines()[0] if gzip_version else 'gzip'}")
+        if bench.mydumper:
+            version = subprocess.run([bench.mydumper, "--version"], capture_output=True, text=True, check=False)
+            say(f"           {(version.stdout or version.stderr).strip().splitlines()[0]}")
+        else:
+            say("           mydumper not installed: its step is skipped (apt-get install mydumper)")
         say(f"blobs      wasb://{container.container_name}/{bench.prefix}/")
         try:
             say("warm-up dump (untimed) ...")
@@ -380,6 +415,9 @@ def run(args: argparse.Namespace) -> int:
             say(f"  {dump_bytes / MB:.1f} MB in {time.perf_counter() - t0:.2f} s")
             steps: list[tuple[str, Callable[[int], float]]] = [
                 ("bare", lambda _: bench.bare()), ("seeds", bench.seeds), ("drctl", bench.drctl_backup)]
+            if bench.mydumper:
+                bench.times["mydumper"] = []
+                steps.append(("mydumper", bench.mydumper_run))
             for round_no in range(args.runs):
                 order = steps if round_no % 2 == 0 else steps[::-1]
                 for name, step in order:
@@ -409,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="rounds of the three steps; medians reported (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the backups drctl wrote (default: delete them)")
     parser.add_argument("--drop", action="store_true", help=f"drop {DATABASE} at the end instead of keeping it")
+    parser.add_argument("--mydumper-threads", type=int, default=2, help="mydumper's --threads (default 2)")
     args = parser.parse_args(argv)
     if args.mb <= 0 or args.runs < 1:
         parser.error("--mb must be positive and --runs at least 1")
