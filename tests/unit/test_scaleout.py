@@ -38,6 +38,9 @@ def test_secrets_reach_the_components_through_their_environment_only(settings):
     assert secrets.redis in env["AIRFLOW__CELERY__BROKER_URL"]
     assert secrets.airflow_db in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     # Every component shares one JWT secret and Fernet key: the scheduler signs what the api-server checks.
+    again = cluster._common_env()
+    assert all(again[k] == env[k] for k in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY",
+                                            "AIRFLOW__API__SECRET_KEY"))
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 32 and env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pymysql
 
@@ -45,7 +45,6 @@ class SharedSnapshot:
     binlog_file: str | None = None
     binlog_position: int | None = None
     gtid: str | None = None
-    closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
         """End every transaction (a consistent snapshot only reads: rollback) and close the connections."""
@@ -54,7 +53,6 @@ class SharedSnapshot:
                 conn.rollback()
             with contextlib.suppress(pymysql.MySQLError, OSError):
                 conn.close()
-        self.closed = True
 
     def __enter__(self) -> SharedSnapshot:
         return self

@@ -68,15 +68,35 @@ def _wait(what: str, check, timeout: float, interval: float = 1.0):
         time.sleep(interval)
 
 
-def demo_topology(lab: Lab) -> Path:
+def four_eyes_topology(lab: Lab, environment: str, approver: str, name: str, edit=None) -> Path:
+    """The lab's topology (include/topology.yaml) for a demo: environment `environment`, the MySQL database only, a
+    four-eyes environment whose approver is `approver`; `edit(data)` changes it further. Written to the lab's home
+    as `name`."""
     data = yaml.safe_load((lab.settings.root / "include" / "topology.yaml").read_text())
-    data["environment"] = ENVIRONMENT
+    data["environment"] = environment
     data["databases"] = [d for d in data["databases"] if d["engine"] == "mysql"]
-    data.setdefault("failover", {})["four_eyes_environments"] = [ENVIRONMENT]
-    data["failover"]["approvers"] = [APPROVER]
-    path = lab.settings.home / "failover-demo-topology.yaml"
+    data.setdefault("failover", {})["four_eyes_environments"] = [environment]
+    data["failover"]["approvers"] = [approver]
+    if edit:
+        edit(data)
+    path = lab.settings.home / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def demo_topology(lab: Lab) -> Path:
+    return four_eyes_topology(lab, ENVIRONMENT, APPROVER, "failover-demo-topology.yaml")
+
+
+def delete_dr_state(env: dict[str, str]) -> None:
+    """The DR state of the topology `env` names, deleted: a demo's environment is its own, each demo starts anew."""
+    from multicloud_dr.config import load_topology
+    from multicloud_dr.state.dr_state import DrStateStore
+
+    with _environ(env):
+        blob = DrStateStore.for_topology(load_topology()).blob
+        if blob.exists():
+            blob.delete_blob()
 
 
 def _drctl(*args: str, env: dict[str, str]) -> str:
@@ -95,14 +115,8 @@ def reset_lab(lab: Lab, env: dict[str, str], *, delete_state: bool, dr_replicas:
     _drctl("app", "scale", "--site", "primary", "--replicas", "1", env=env)   # the failover scaled it down
     _drctl("traffic", "switch", "--to", "primary", env=env)
     _drctl("app", "scale", "--site", "dr", "--replicas", str(dr_replicas), env=env)
-    if delete_state:   # the demo's environment is its own: each demo starts from a new DR state
-        from multicloud_dr.config import load_topology
-        from multicloud_dr.state.dr_state import DrStateStore
-
-        with _environ(env):
-            blob = DrStateStore.for_topology(load_topology()).blob
-            if blob.exists():
-                blob.delete_blob()
+    if delete_state:
+        delete_dr_state(env)
 
 
 @contextlib.contextmanager

@@ -84,8 +84,6 @@ class AirflowDbService(PostgresService):
     def sqlalchemy_uri(self) -> str:
         return self.uri().replace("postgresql://", "postgresql+psycopg2://", 1)
 
-    def describe(self) -> str:
-        return super().describe().replace("primary", "Airflow metadata")
 
 
 class RedisService(Service):
@@ -156,6 +154,11 @@ class CeleryCluster:
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
         self.passwords: dict[str, str] = {}
+        # Made once per cluster: every component must get the same ones (the scheduler signs the task tokens the
+        # api-server checks, every process decrypts with the one Fernet key).
+        self._secrets = {"AIRFLOW__CORE__FERNET_KEY": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32)}
 
     # -- layout ---------------------------------------------------------------------------------------------
     @property
@@ -171,7 +174,6 @@ class CeleryCluster:
     # -- environment ----------------------------------------------------------------------------------------
     def _common_env(self) -> dict[str, str]:
         root = self.settings.root
-        fernet = urlsafe_b64encode(secrets.token_bytes(32)).decode()
         env = {
             **os.environ, **read_env_file(self.settings.env_file),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -186,10 +188,7 @@ class CeleryCluster:
             "AIRFLOW__CORE__AUTH_MANAGER":
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:admin" for u in self.users),
-            "AIRFLOW__CORE__FERNET_KEY": fernet,
-            # One JWT secret for every component: the scheduler signs the task tokens the api-server checks.
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            **self._secrets,
             "AIRFLOW__API__PORT": str(self.port), "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",

@@ -25,10 +25,8 @@ import urllib.parse
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
 from multicloud_dr.lab.core import Lab
-from multicloud_dr.lab.failover_demo import Api, _environ, _wait
+from multicloud_dr.lab.failover_demo import Api, _environ, _exists, _wait, delete_dr_state, four_eyes_topology
 from multicloud_dr.lab.scaleout import WORKERS, CeleryCluster
 
 ENVIRONMENT = "lab-scaleout"
@@ -46,17 +44,13 @@ def _say(line: str) -> None:
 
 
 def demo_topology(lab: Lab) -> Path:
-    data = yaml.safe_load((lab.settings.root / "include" / "topology.yaml").read_text())
-    data["environment"] = ENVIRONMENT
-    data["databases"] = [d for d in data["databases"] if d["engine"] == "mysql"]
-    data["backup"]["location"] = LOCATION
-    for copy in data["backup"].get("copies") or []:   # s3://<bucket>/<path> -> s3://<bucket>/scaleout-demo
-        copy["url"] = f"{copy['url'].split('://')[0]}://{copy['url'].split('://')[1].split('/')[0]}/{DEMO_PREFIX}"
-    data.setdefault("failover", {})["four_eyes_environments"] = [ENVIRONMENT]
-    data["failover"]["approvers"] = [APPROVER]
-    path = lab.settings.home / "scaleout-demo-topology.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    def own_prefixes(data: dict) -> None:
+        data["backup"]["location"] = LOCATION
+        for copy in data["backup"].get("copies") or []:   # s3://<bucket>/<path> -> s3://<bucket>/scaleout-demo
+            scheme, rest = copy["url"].split("://", 1)
+            copy["url"] = f"{scheme}://{rest.split('/', 1)[0]}/{DEMO_PREFIX}"
+
+    return four_eyes_topology(lab, ENVIRONMENT, APPROVER, "scaleout-demo-topology.yaml", own_prefixes)
 
 
 def _start_clean(env: dict[str, str]) -> None:
@@ -66,13 +60,10 @@ def _start_clean(env: dict[str, str]) -> None:
     from multicloud_dr.connections import get_endpoint
     from multicloud_dr.connections.wasb import blob_service_client
     from multicloud_dr.lab.core import delete_blob_prefix
-    from multicloud_dr.state.dr_state import DrStateStore
 
+    delete_dr_state(env)
     with _environ(env):
         topology = load_topology()
-        blob = DrStateStore.for_topology(topology).blob
-        if blob.exists():
-            blob.delete_blob()
         delete_blob_prefix(blob_service_client(get_endpoint(topology.backup.storage_conn_id)),
                            StorageUrl.parse(LOCATION))
         for copy in topology.backup.copies:
@@ -94,16 +85,6 @@ def _delete_copies(conn_id: str, url) -> None:
 
         for blob in storage_client(conn_id).bucket(url.bucket).list_blobs(prefix=url.path + "/"):
             blob.delete()
-
-
-def _parsed(api: Api, dag_id: str) -> bool:
-    try:
-        api.call("GET", f"/dags/{dag_id}")
-        return True
-    except urllib.error.HTTPError as err:
-        if err.code == 404:
-            return False
-        raise
 
 
 def start_run(api: Api, dag_id: str, conf: dict | None = None, scheduled_wait: float = 20.0) -> str:
@@ -152,24 +133,26 @@ def approve_drill(admin: Api, approver: Api, run_id: str) -> None:
     _say(f"{APPROVER} approved the drill through the HITL REST API")
 
 
-def tasks_by_worker(api: Api, runs: dict[str, str]) -> dict[str, int]:
-    """Task instances of `runs` ({dag_id: run_id}) that ran, by the worker that ran them (every one listed)."""
+def tasks_by_worker(finished: dict[str, list[dict]]) -> dict[str, int]:
+    """The task instances of the finished runs ({dag_id: its run's task instances}) that ran, by the worker that
+    ran them (every worker listed)."""
     counts = Counter({name: 0 for name in WORKERS})
-    for dag_id, run_id in runs.items():
-        for ti in _task_instances(api, dag_id, run_id):
+    for tis in finished.values():
+        for ti in tis:
             if ti.get("hostname") and ti.get("state") not in (None, "skipped", "removed", "upstream_failed"):
                 counts[ti["hostname"]] += 1
     return dict(counts)
 
 
-def log_of_a_task_on(api: Api, runs: dict[str, str], worker: str) -> str:
+def log_of_a_task_on(api: Api, finished: dict[str, list[dict]], worker: str) -> str:
     """The log, as the api-server serves it (from the remote log store: the workers serve none), of the first
     successful task instance `worker` ran; "" when there is none or it is empty."""
-    for dag_id, run_id in runs.items():
-        for ti in _task_instances(api, dag_id, run_id):
+    for dag_id, tis in finished.items():
+        for ti in tis:
             if ti.get("hostname") == worker and ti["state"] == "success":
-                path = (f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{ti['task_id']}/logs/"
-                        f"{ti['try_number']}?full_content=true&map_index={ti.get('map_index', -1)}")
+                run = urllib.parse.quote(ti["dag_run_id"])
+                path = (f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+                        f"?full_content=true&map_index={ti.get('map_index', -1)}")
                 content = api.call("GET", path).get("content") or []
                 lines = [e.get("event", "") if isinstance(e, dict) else str(e) for e in content]
                 return "\n".join(line for line in lines if line)
@@ -188,22 +171,22 @@ def run_scaleout_demo() -> bool:
     _start_clean(env)
     _say("starting the metadata PostgreSQL, the Redis broker and Airflow with the CeleryExecutor (2 workers)")
     states: dict[str, str] = {}
-    run_ids: dict[str, str] = {}
+    finished: dict[str, list[dict]] = {}     # dag_id -> its run's task instances, read once it ended
     with CeleryCluster(lab.settings, extra_env={"MULTICLOUD_DR_TOPOLOGY": str(topology)},
                        users=("admin", APPROVER)) as cluster:
         _say(f"Airflow is up at {cluster.url} in {time.monotonic() - t0:.0f} s; workers {', '.join(WORKERS)}")
         admin, approver = Api(cluster.url, cluster.token("admin")), Api(cluster.url, cluster.token(APPROVER))
         for dag_id in DAGS:
-            _wait(f"{dag_id} to be parsed", lambda d=dag_id: _parsed(admin, d), 180)
+            _wait(f"{dag_id} to be parsed", lambda d=dag_id: _exists(admin, d), 180)
         for dag_id in DAGS:
             started = time.monotonic()
             conf = {"target_site": "dr", "mode": "drill"} if dag_id == "dr_failover" else None
-            run_ids[dag_id] = run_id = start_run(admin, dag_id, conf)
+            run_id = start_run(admin, dag_id, conf)
             _say(f"{dag_id}: run {run_id} started")
             if dag_id == "dr_failover":
                 approve_drill(admin, approver, run_id)
             states[dag_id] = wait_finished(admin, dag_id, run_id)
-            tis = _task_instances(admin, dag_id, run_id)
+            finished[dag_id] = tis = _task_instances(admin, dag_id, run_id)
             where = Counter(t.get("hostname") or "-" for t in tis)
             _say(f"{dag_id}: {states[dag_id]} in {time.monotonic() - started:.0f} s; task instances by worker "
                  f"{dict(where)}")
@@ -213,8 +196,8 @@ def run_scaleout_demo() -> bool:
                         _say(f"  {t['task_id']} {t.get('map_index', -1)}: {t['state']} on {t.get('hostname')}")
                 _say(f"task logs: {', '.join(str(cluster.worker_home(w) / 'logs') for w in WORKERS)}")
                 break
-        workers = tasks_by_worker(admin, run_ids)
-        unread = [w for w in WORKERS if not log_of_a_task_on(admin, run_ids, w)]
+        workers = tasks_by_worker(finished)
+        unread = [w for w in WORKERS if not log_of_a_task_on(admin, finished, w)]
         _say("task logs: in Blob Storage, read back through the REST API for a task of each worker"
              + (f"; none readable for {', '.join(unread)}" if unread else ""))
     ok = all(states.get(d) == "success" for d in DAGS) and all(workers.get(w) for w in WORKERS) and not unread
